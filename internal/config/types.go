@@ -1,0 +1,266 @@
+package config
+
+// Config is the whole configuration file. Field names follow the YAML keys
+// (snake_case); see docs/CONFIG.md for the reference.
+type Config struct {
+	Server  Server   `yaml:"server"`
+	Buckets []Bucket `yaml:"buckets"`
+	Metrics Metrics  `yaml:"metrics"`
+	Tracing Tracing  `yaml:"tracing"`
+	Logging Logging  `yaml:"logging"`
+
+	// Source names where the configuration came from: a file path, or
+	// "built-in default". Not part of the YAML.
+	Source string `yaml:"-"`
+}
+
+// Server configures the S3 listener.
+type Server struct {
+	// Address is host:port of the S3 listener.
+	Address string `yaml:"address"`
+	// TLS, when both files are set, makes Address serve HTTPS.
+	TLS TLS `yaml:"tls"`
+	// ReadHeaderTimeoutSeconds bounds how long a client may take to send
+	// its request headers (slowloris protection).
+	ReadHeaderTimeoutSeconds int `yaml:"read_header_timeout_seconds"`
+	// IdleTimeoutSeconds closes keep-alive connections idle this long.
+	IdleTimeoutSeconds int `yaml:"idle_timeout_seconds"`
+	// ShutdownGraceSeconds is how long in-flight uploads may run after
+	// SIGINT/SIGTERM before they are aborted.
+	ShutdownGraceSeconds int `yaml:"shutdown_grace_seconds"`
+	// MaxHeaderBytes limits the size of request headers.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// TrustedProxies lists CIDRs whose X-Forwarded-For is believed when
+	// determining the client address.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ZeroCopy controls splice/sendfile on the data path.
+	ZeroCopy ZeroCopy `yaml:"zero_copy"`
+}
+
+// TLS names a certificate and key in PEM files.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+// ZeroCopy configures kernel-assisted copies on Linux.
+type ZeroCopy struct {
+	// Enabled is a pointer so an omitted key takes the default (true).
+	Enabled *bool `yaml:"enabled"`
+	// PipeBufferSize is the pipe size used by splice, in bytes.
+	PipeBufferSize Size `yaml:"pipe_buffer_size"`
+}
+
+// On reports whether zero-copy is enabled.
+func (z ZeroCopy) On() bool { return z.Enabled == nil || *z.Enabled }
+
+// Bucket maps a path prefix to a storage backend with its own auth,
+// authorization and upload limits.
+type Bucket struct {
+	// Name is unique; it labels metrics and is the {bucket} of authz.
+	Name string `yaml:"name"`
+	// PathPrefix is unique and matched on whole path segments.
+	PathPrefix string `yaml:"path_prefix"`
+	// S3 and Filesystem: exactly one must be set.
+	S3         *S3Backend         `yaml:"s3"`
+	Filesystem *FilesystemBackend `yaml:"filesystem"`
+	// Auth omitted means disabled (anonymous uploads).
+	Auth *Auth `yaml:"auth"`
+	// Authz omitted means disabled (no policy).
+	Authz  *Authz `yaml:"authz"`
+	Upload Upload `yaml:"upload"`
+}
+
+// S3Backend stores objects in an S3-compatible service.
+type S3Backend struct {
+	Bucket string `yaml:"bucket"`
+	Region string `yaml:"region"`
+	// Endpoint is optional; empty means AWS for Region.
+	Endpoint       string `yaml:"endpoint"`
+	ForcePathStyle bool   `yaml:"force_path_style"`
+	// AccessKey/SecretKey are optional; without them the standard AWS
+	// credential chain (env, shared config, web identity, IMDS) is used.
+	AccessKey    string `yaml:"access_key"`
+	SecretKey    string `yaml:"secret_key"`
+	SessionToken string `yaml:"session_token"`
+	// KeyPrefix is prepended to every stored key.
+	KeyPrefix string `yaml:"key_prefix"`
+}
+
+// FilesystemBackend stores objects in a local directory.
+type FilesystemBackend struct {
+	// Root is created if missing; objects live at Root/<key>.
+	Root string `yaml:"root"`
+}
+
+// Auth configures authentication for a bucket.
+type Auth struct {
+	// Enabled false allows anonymous uploads.
+	Enabled bool   `yaml:"enabled"`
+	JWT     *JWT   `yaml:"jwt"`
+	SigV4   *SigV4 `yaml:"sigv4"`
+}
+
+// JWT configures bearer-token authentication.
+type JWT struct {
+	// Algorithm is pinned: a token's alg header never chooses the key type.
+	Algorithm string `yaml:"algorithm"`
+	// Secret is the HMAC key (HS* only).
+	Secret string `yaml:"secret"`
+	// PublicKeyFile is a PEM public key (RS*, PS*, ES*, EdDSA).
+	PublicKeyFile string `yaml:"public_key_file"`
+	// JWKSURL is fetched instead of a static key.
+	JWKSURL         string `yaml:"jwks_url"`
+	CacheTTLSeconds int    `yaml:"cache_ttl_seconds"`
+	// Issuer and Audience are checked when set.
+	Issuer        string        `yaml:"issuer"`
+	Audience      string        `yaml:"audience"`
+	LeewaySeconds int           `yaml:"leeway_seconds"`
+	TokenSources  []TokenSource `yaml:"token_sources"`
+}
+
+// TokenSource says where to look for a token.
+type TokenSource struct {
+	// Type is bearer, query, header or cookie.
+	Type string `yaml:"type"`
+	// Name is the query parameter, header or cookie name (not for bearer).
+	Name string `yaml:"name"`
+}
+
+// SigV4 configures AWS Signature Version 4 authentication.
+type SigV4 struct {
+	Region              string `yaml:"region"`
+	MaxClockSkewSeconds int    `yaml:"max_clock_skew_seconds"`
+	// ReplayProtection accepts each header signature only once.
+	ReplayProtection bool         `yaml:"replay_protection"`
+	Credentials      []Credential `yaml:"credentials"`
+}
+
+// Credential is one SigV4 access key.
+type Credential struct {
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+	// SessionToken, when set, must be presented as x-amz-security-token.
+	SessionToken string `yaml:"session_token"`
+	Subject      string `yaml:"subject"`
+}
+
+// Authz configures the policy engine of a bucket.
+type Authz struct {
+	Enabled bool     `yaml:"enabled"`
+	OPA     *OPA     `yaml:"opa"`
+	OpenFGA *OpenFGA `yaml:"openfga"`
+}
+
+// OPA is either a remote server (URL, PolicyPath) or an embedded policy
+// (PolicyFile, Query).
+type OPA struct {
+	URL             string `yaml:"url"`
+	PolicyPath      string `yaml:"policy_path"`
+	PolicyFile      string `yaml:"policy_file"`
+	Query           string `yaml:"query"`
+	TimeoutSeconds  int    `yaml:"timeout_seconds"`
+	CacheTTLSeconds int    `yaml:"cache_ttl_seconds"`
+	CacheMaxEntries int    `yaml:"cache_max_entries"`
+}
+
+// OpenFGA asks an OpenFGA server's Check API.
+type OpenFGA struct {
+	// Transport is grpc (default) or http.
+	Transport string `yaml:"transport"`
+	// URL is a gRPC host:port, or an http(s):// base URL for http.
+	URL     string `yaml:"url"`
+	StoreID string `yaml:"store_id"`
+	ModelID string `yaml:"model_id"`
+	// User, Relation and Object are templates with {subject} {bucket}
+	// {key} {prefix}.
+	User     string `yaml:"user"`
+	Relation string `yaml:"relation"`
+	Object   string `yaml:"object"`
+	// ContextualTuples are sent with every check (templates allowed).
+	ContextualTuples []Tuple `yaml:"contextual_tuples"`
+	TimeoutSeconds   int     `yaml:"timeout_seconds"`
+	CacheTTLSeconds  int     `yaml:"cache_ttl_seconds"`
+	CacheMaxEntries  int     `yaml:"cache_max_entries"`
+}
+
+// Tuple is an OpenFGA relationship tuple.
+type Tuple struct {
+	User     string `yaml:"user"`
+	Relation string `yaml:"relation"`
+	Object   string `yaml:"object"`
+}
+
+// Upload holds per-bucket upload limits and tuning.
+type Upload struct {
+	MaxObjectSize Size `yaml:"max_object_size"`
+	// MultipartThreshold: larger single PUTs become multipart uploads.
+	MultipartThreshold Size `yaml:"multipart_threshold"`
+	PartSize           Size `yaml:"part_size"`
+	ConcurrentParts    int  `yaml:"concurrent_parts"`
+	// AllowedContentTypes empty means any. Entries may end in /* .
+	AllowedContentTypes []string `yaml:"allowed_content_types"`
+	// SpoolDir is where parts are buffered; empty is the OS temp dir.
+	SpoolDir string `yaml:"spool_dir"`
+	// MaxMemoryBuffer bounds part buffering in memory before spooling.
+	MaxMemoryBuffer Size `yaml:"max_memory_buffer"`
+	// MinPartSize is S3's minimum size of every part but the last
+	// (5 MiB). It may be lowered for tests.
+	MinPartSize Size `yaml:"min_part_size"`
+}
+
+// Metrics configures the Prometheus listener.
+type Metrics struct {
+	Enabled *bool  `yaml:"enabled"`
+	Address string `yaml:"address"`
+}
+
+// On reports whether the metrics listener runs.
+func (m Metrics) On() bool { return m.Enabled == nil || *m.Enabled }
+
+// Tracing configures OpenTelemetry.
+type Tracing struct {
+	Enabled bool `yaml:"enabled"`
+	// Fallback is none or console (log spans while export fails).
+	Fallback         string   `yaml:"fallback"`
+	ServiceName      string   `yaml:"service_name"`
+	RecordObjectKeys bool     `yaml:"record_object_keys"`
+	OTLP             OTLP     `yaml:"otlp"`
+	Sampling         Sampling `yaml:"sampling"`
+	Batch            Batch    `yaml:"batch"`
+}
+
+// OTLP configures the span exporter.
+type OTLP struct {
+	Endpoint string `yaml:"endpoint"`
+	// Protocol is grpc or http/protobuf.
+	Protocol       string            `yaml:"protocol"`
+	TimeoutSeconds int               `yaml:"timeout_seconds"`
+	Compression    string            `yaml:"compression"`
+	Headers        map[string]string `yaml:"headers"`
+}
+
+// Sampling chooses which traces are recorded.
+type Sampling struct {
+	// Strategy is always, never, ratio or parent_based.
+	Strategy string  `yaml:"strategy"`
+	Ratio    float64 `yaml:"ratio"`
+}
+
+// Batch tunes the batch span processor.
+type Batch struct {
+	MaxQueueSize         int `yaml:"max_queue_size"`
+	ScheduledDelayMillis int `yaml:"scheduled_delay_millis"`
+	MaxExportBatchSize   int `yaml:"max_export_batch_size"`
+}
+
+// Logging configures the process log.
+type Logging struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is json or text.
+	Format string `yaml:"format"`
+}

@@ -1,0 +1,157 @@
+// Package testproc starts real servers (versitygw, opa, openfga, jaeger,
+// the mizuchi binary) for tests, on free loopback ports, and stops them
+// when the test ends. A missing binary fails the test loudly: the tools
+// are installed by scripts/install-tools.sh (make test runs it).
+package testproc
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// LookPath finds a tool or fails the test with the install hint.
+func LookPath(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found on PATH: run scripts/install-tools.sh and put ~/.cache/mizuchi/tools/bin on PATH (make test does both)", name)
+	}
+	return p
+}
+
+// Proc is a running server.
+type Proc struct {
+	Cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+	err  error
+}
+
+// Output returns what the process wrote so far (stdout and stderr).
+func (p *Proc) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// Write implements io.Writer for the process output.
+func (p *Proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Done is closed when the process ends.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Err is the process's exit error once Done is closed.
+func (p *Proc) Err() error { <-p.done; return p.err }
+
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig syscall.Signal) error { return p.Cmd.Process.Signal(sig) }
+
+// Start runs path with args and env (added to the test's environment).
+// The process is killed at cleanup; its output is logged if the test failed.
+func Start(t testing.TB, path string, args []string, env ...string) *Proc {
+	t.Helper()
+	p := &Proc{done: make(chan struct{})}
+	cmd := exec.Command(path, args...)
+	cmd.Env = append(cmd.Environ(), env...)
+	cmd.Stdout = p
+	cmd.Stderr = p
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", path, err)
+	}
+	p.Cmd = cmd
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		if !p.Exited() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("output of %s:\n%s", path, p.Output())
+		}
+	})
+	return p
+}
+
+// WaitHTTP waits until url answers any HTTP status, the process exits, or
+// timeout passes (then the test fails).
+func WaitHTTP(t testing.TB, p *Proc, url string, timeout time.Duration) {
+	t.Helper()
+	wait(t, p, timeout, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+}
+
+// WaitTCP waits until addr accepts connections.
+func WaitTCP(t testing.TB, p *Proc, addr string, timeout time.Duration) {
+	t.Helper()
+	wait(t, p, timeout, func() error {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+}
+
+func wait(t testing.TB, p *Proc, timeout time.Duration, try func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		if p != nil && p.Exited() {
+			t.Fatalf("%s exited early (%v):\n%s", p.Cmd.Path, p.err, p.Output())
+		}
+		if last = try(); last == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	name := "server"
+	if p != nil {
+		name = p.Cmd.Path
+	}
+	t.Fatalf("%s not ready after %v: %v", name, timeout, fmt.Sprint(last))
+}
