@@ -49,6 +49,13 @@ func (e *Error) WithMessage(format string, args ...any) *Error {
 	return &c
 }
 
+// WithStatus returns a copy answered with another HTTP status.
+func (e *Error) WithStatus(status int) *Error {
+	c := *e
+	c.Status = status
+	return &c
+}
+
 // WithCause returns a copy carrying cause for the log.
 func (e *Error) WithCause(cause error) *Error {
 	c := *e
