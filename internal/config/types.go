@@ -10,8 +10,13 @@ type Config struct {
 	Logging Logging  `yaml:"logging"`
 
 	// Source names where the configuration came from: a file path, or
-	// "built-in default". Not part of the YAML.
+	// SourceBuiltin. Not part of the YAML.
 	Source string `yaml:"-"`
+
+	// meta is filled by Parse: the line of every key, which keys were
+	// written explicitly (an explicit 0 is kept, an omitted key takes its
+	// default) and which paths already failed to decode.
+	meta *meta
 }
 
 // Server configures the S3 listener.
