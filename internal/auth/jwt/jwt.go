@@ -44,6 +44,8 @@ type Authenticator struct {
 	static  any // HMAC secret or public key; nil with a JWKS
 	jwks    *jwksCache
 	sources []source
+
+	checksIssuer, checksAudience bool
 }
 
 // New builds an Authenticator from cfg. With a JWKS URL it fetches the
@@ -70,7 +72,7 @@ func New(ctx context.Context, cfg config.JWT, opts Options) (*Authenticator, err
 	if err != nil {
 		return nil, err
 	}
-	a := &Authenticator{spec: spec, sources: sources}
+	a := &Authenticator{spec: spec, sources: sources, checksIssuer: cfg.Issuer != "", checksAudience: cfg.Audience != ""}
 
 	parserOpts := []gojwt.ParserOption{
 		gojwt.WithValidMethods([]string{spec.method.Alg()}),
@@ -212,6 +214,8 @@ const (
 	reasonIssuer        = "invalid issuer"
 	reasonAudience      = "invalid audience"
 	reasonMissingExp    = "missing exp claim"
+	reasonMissingIss    = "missing iss claim"
+	reasonMissingAud    = "missing aud claim"
 	reasonMissingClaim  = "missing required claim"
 	reasonClaimType     = "invalid claim type"
 	reasonNoSubject     = "missing sub claim"
@@ -245,8 +249,17 @@ func (a *Authenticator) reason(parsed *gojwt.Token, err error) string {
 	case errors.Is(err, gojwt.ErrTokenRequiredClaimMissing):
 		if parsed != nil {
 			if m, ok := parsed.Claims.(gojwt.MapClaims); ok {
-				if _, has := m["exp"]; !has {
-					return reasonMissingExp
+				for _, c := range []struct {
+					claim, reason string
+					checked       bool
+				}{
+					{"exp", reasonMissingExp, true},
+					{"iss", reasonMissingIss, a.checksIssuer},
+					{"aud", reasonMissingAud, a.checksAudience},
+				} {
+					if _, has := m[c.claim]; c.checked && !has {
+						return c.reason
+					}
 				}
 			}
 		}
