@@ -143,6 +143,9 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	for _, kv := range d.pairs(n, path, 0) {
 		k, val := kv[0], kv[1]
 		p := joinPath(path, k.Value)
+		if path == "" && strings.HasPrefix(k.Value, "x-") {
+			continue // extension keys hold YAML anchors for reuse
+		}
 		idx, ok := fields[k.Value]
 		if !ok {
 			d.fail(k.Line, p, "unknown key%s", suggest(k.Value, fields))
