@@ -1,0 +1,274 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
+	"github.com/mizuchi-uploadr/mizuchi/internal/config"
+	"github.com/mizuchi-uploadr/mizuchi/internal/s3api"
+	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
+)
+
+// Options are the process-level inputs that do not come from the config.
+type Options struct {
+	Logger  *slog.Logger
+	Version string
+	Commit  string
+}
+
+// App is a configured, not yet running, Mizuchi.
+type App struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	registry *prometheus.Registry
+	metrics  *telemetry.Metrics
+	handler  http.Handler
+	buckets  []*s3api.Bucket
+	closers  []func() error
+
+	mu          sync.Mutex
+	s3Addr      net.Addr
+	metricsAddr net.Addr
+	started     chan struct{}
+}
+
+// New builds everything the configuration describes. Nothing listens yet.
+func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	reg := prometheus.NewRegistry()
+	a := &App{
+		cfg:      cfg,
+		log:      log,
+		registry: reg,
+		metrics:  telemetry.NewMetrics(reg, telemetry.BuildInfo{Version: o.Version, Commit: o.Commit}),
+		started:  make(chan struct{}),
+	}
+	for i := range cfg.Buckets {
+		b, err := a.buildBucket(ctx, &cfg.Buckets[i])
+		if err != nil {
+			_ = a.Close()
+			return nil, fmt.Errorf("bucket %q: %w", cfg.Buckets[i].Name, err)
+		}
+		a.buckets = append(a.buckets, b)
+	}
+	var trusted []netip.Prefix
+	for _, c := range cfg.Server.TrustedProxies {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			_ = a.Close()
+			return nil, fmt.Errorf("server.trusted_proxies: %w", err)
+		}
+		trusted = append(trusted, p)
+	}
+	a.handler = s3api.NewHandler(s3api.Options{
+		Buckets:        a.buckets,
+		Logger:         log,
+		Metrics:        a.metrics,
+		TrustedProxies: trusted,
+		Ready:          a.ready,
+	})
+	a.warn()
+	return a, nil
+}
+
+// warn logs what an operator must know about an insecure setup.
+func (a *App) warn() {
+	loopback := isLoopback(a.cfg.Server.Address)
+	if a.cfg.Source == config.SourceBuiltin {
+		a.log.Warn("no configuration found: using the built-in default; uploads are NOT authenticated, listening on loopback only",
+			slog.String("address", a.cfg.Server.Address), slog.String("data", a.cfg.Buckets[0].Filesystem.Root))
+		return
+	}
+	for _, b := range a.cfg.Buckets {
+		if (b.Auth == nil || !b.Auth.Enabled) && !loopback {
+			a.log.Warn("bucket accepts anonymous uploads on a non-loopback address",
+				slog.String("bucket", b.Name), slog.String("address", a.cfg.Server.Address))
+		}
+	}
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// ready reports each backend's reachability for /readyz.
+func (a *App) ready(ctx context.Context) (bool, map[string]string) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	details := make(map[string]string, len(a.buckets))
+	ok := true
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, b := range a.buckets {
+		c, can := b.Backend.(backend.Checker)
+		if !can {
+			details["bucket:"+b.Name] = "ok"
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := c.Check(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				ok = false
+				details["bucket:"+b.Name] = "unreachable"
+				a.log.Warn("backend not ready", slog.String("bucket", b.Name), slog.Any("error", err))
+				return
+			}
+			details["bucket:"+b.Name] = "ok"
+		}()
+	}
+	wg.Wait()
+	return ok, details
+}
+
+// Handler returns the S3 handler (for tests).
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Registry returns the Prometheus registry (for tests).
+func (a *App) Registry() *prometheus.Registry { return a.registry }
+
+// Addr returns the S3 listener's address once Run has started listening.
+func (a *App) Addr() net.Addr {
+	<-a.started
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.s3Addr
+}
+
+// Close releases the resources of backends and engines.
+func (a *App) Close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// Run serves until ctx is cancelled, then shuts down gracefully: it stops
+// accepting connections, lets in-flight uploads finish for
+// shutdown_grace_seconds, then cancels the rest (backends abort them
+// cleanly) and closes.
+func (a *App) Run(ctx context.Context) error {
+	srvCfg := a.cfg.Server
+	ln, err := net.Listen("tcp", srvCfg.Address)
+	if err != nil {
+		close(a.started)
+		return fmt.Errorf("listen %s: %w", srvCfg.Address, err)
+	}
+	var metricsLn net.Listener
+	if a.cfg.Metrics.On() {
+		metricsLn, err = net.Listen("tcp", a.cfg.Metrics.Address)
+		if err != nil {
+			ln.Close()
+			close(a.started)
+			return fmt.Errorf("listen %s (metrics): %w", a.cfg.Metrics.Address, err)
+		}
+	}
+	a.mu.Lock()
+	a.s3Addr = ln.Addr()
+	if metricsLn != nil {
+		a.metricsAddr = metricsLn.Addr()
+	}
+	a.mu.Unlock()
+	close(a.started)
+
+	// Requests run under baseCtx, which is cancelled only when the grace
+	// period is over, so in-flight uploads are aborted through their
+	// contexts (temp files removed, multipart uploads aborted).
+	baseCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: time.Duration(srvCfg.ReadHeaderTimeoutSeconds) * time.Second,
+		IdleTimeout:       time.Duration(srvCfg.IdleTimeoutSeconds) * time.Second,
+		MaxHeaderBytes:    srvCfg.MaxHeaderBytes,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 2)
+	scheme := "http"
+	if srvCfg.TLS.Enabled() {
+		scheme = "https"
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		go func() { errc <- srv.ServeTLS(ln, srvCfg.TLS.CertFile, srvCfg.TLS.KeyFile) }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	a.log.Info("serving S3 uploads", slog.String("address", scheme+"://"+ln.Addr().String()),
+		slog.Int("buckets", len(a.buckets)), slog.String("config", a.cfg.Source))
+
+	var msrv *http.Server
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
+		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- msrv.Serve(metricsLn) }()
+		a.log.Info("serving metrics", slog.String("address", "http://"+metricsLn.Addr().String()+"/metrics"))
+	}
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	grace := time.Duration(srvCfg.ShutdownGraceSeconds) * time.Second
+	a.log.Info("shutting down: letting in-flight uploads finish", slog.Duration("grace", grace))
+	if msrv != nil {
+		_ = msrv.Close()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	err = srv.Shutdown(sctx)
+	cancel()
+	if errors.Is(err, context.DeadlineExceeded) {
+		a.log.Warn("grace period over: aborting the remaining uploads")
+		cancelRequests()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = srv.Shutdown(sctx)
+		cancel()
+		if err != nil {
+			_ = srv.Close()
+		}
+	}
+	a.log.Info("stopped")
+	return nil
+}
+
+// NewLogger builds the process logger from the logging config.
+func NewLogger(w io.Writer, c config.Logging) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(c.Level)))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
