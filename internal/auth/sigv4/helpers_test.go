@@ -106,3 +106,16 @@ func readBody(r *http.Request) ([]byte, error) {
 	_, err := io.Copy(&b, r.Body)
 	return b.Bytes(), err
 }
+
+// flipHex changes the hex digit at i into another hex digit.
+func flipHex(s string, i int) string {
+	b := []byte(s)
+	if b[i] == 'f' {
+		b[i] = 'e'
+	} else if b[i] == '9' {
+		b[i] = 'a'
+	} else {
+		b[i]++
+	}
+	return string(b)
+}
