@@ -290,4 +290,3 @@ func NewLogger(w io.Writer, c config.Logging) *slog.Logger {
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
-
