@@ -346,7 +346,7 @@ func (a *Authenticator) payloadHash(r *http.Request, in *sigInput) (string, *s3e
 				v = q.value
 			}
 		}
-		if v == "" {
+		if v == "" && a.genericPayload == nil {
 			v = UnsignedPayload
 		}
 	}

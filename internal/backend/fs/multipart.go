@@ -273,7 +273,36 @@ func (s *Store) CompleteMultipartUpload(ctx context.Context, in *backend.Complet
 	}
 	unlock := s.locks.lock(in.UploadID)
 	defer unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Claim the staging directory first: from here on no other Complete
+	// or Abort, in this process or another, can see the upload, and the
+	// checks below read parts nobody can replace.
 	dir := uploadDir(in.UploadID)
+	claimed := path.Join(UploadsDir, claimedPrefix+in.UploadID+"-"+randomName())
+	if err := s.root.Rename(dir, claimed); err != nil {
+		if errors.Is(err, iofs.ErrNotExist) {
+			return nil, s3err.ErrNoSuchUpload
+		}
+		return nil, err
+	}
+	out, err := s.completeClaimed(ctx, claimed, in)
+	if err != nil {
+		// The upload stays open, as in S3, so that the client can retry.
+		if rerr := s.root.Rename(claimed, dir); rerr != nil {
+			s.log.Error("cannot reopen multipart upload after a failed complete", "error", rerr)
+		}
+		return nil, err
+	}
+	if err := s.root.RemoveAll(claimed); err != nil {
+		s.log.Warn("cannot remove staging of a completed upload", "error", err)
+	}
+	_ = s.syncDir(UploadsDir)
+	return out, nil
+}
+
+func (s *Store) completeClaimed(ctx context.Context, dir string, in *backend.CompleteMultipartUploadInput) (*backend.CompleteMultipartUploadOutput, error) {
 	up, err := s.loadUpload(dir, in.Key)
 	if err != nil {
 		return nil, err
@@ -309,30 +338,7 @@ func (s *Store) CompleteMultipartUpload(ctx context.Context, in *backend.Complet
 	if err := s.precheck(in.Key); err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-
-	claimed := path.Join(UploadsDir, claimedPrefix+in.UploadID+"-"+randomName())
-	if err := s.root.Rename(dir, claimed); err != nil {
-		if errors.Is(err, iofs.ErrNotExist) {
-			return nil, s3err.ErrNoSuchUpload
-		}
-		return nil, err
-	}
-	out, err := s.assemble(ctx, claimed, up, parts)
-	if err != nil {
-		// The upload stays open, as in S3, so that the client can retry.
-		if rerr := s.root.Rename(claimed, dir); rerr != nil {
-			s.log.Error("cannot reopen multipart upload after a failed complete", "error", rerr)
-		}
-		return nil, err
-	}
-	if err := s.root.RemoveAll(claimed); err != nil {
-		s.log.Warn("cannot remove staging of a completed upload", "error", err)
-	}
-	_ = s.syncDir(UploadsDir)
-	return out, nil
+	return s.assemble(ctx, dir, up, parts)
 }
 
 func (s *Store) assemble(ctx context.Context, staging string, up *uploadRecord, parts []*partRecord) (*backend.CompleteMultipartUploadOutput, error) {
