@@ -40,6 +40,8 @@ type App struct {
 	buckets  []*s3api.Bucket
 	closers  []func() error
 
+	inflight sync.WaitGroup
+
 	mu          sync.Mutex
 	s3Addr      net.Addr
 	metricsAddr net.Addr
@@ -206,7 +208,7 @@ func (a *App) Run(ctx context.Context) error {
 	baseCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRequests()
 	srv := &http.Server{
-		Handler:           a.handler,
+		Handler:           a.track(a.handler),
 		ReadHeaderTimeout: time.Duration(srvCfg.ReadHeaderTimeoutSeconds) * time.Second,
 		IdleTimeout:       time.Duration(srvCfg.IdleTimeoutSeconds) * time.Second,
 		MaxHeaderBytes:    srvCfg.MaxHeaderBytes,
@@ -249,16 +251,33 @@ func (a *App) Run(ctx context.Context) error {
 	cancel()
 	if errors.Is(err, context.DeadlineExceeded) {
 		a.log.Warn("grace period over: aborting the remaining uploads")
+		// Cancel the requests' contexts and close their connections so
+		// that reads blocked on a client fail at once, then wait a bounded
+		// time for the handlers to clean up after themselves.
 		cancelRequests()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = srv.Shutdown(sctx)
-		cancel()
-		if err != nil {
-			_ = srv.Close()
+		_ = srv.Close()
+		done := make(chan struct{})
+		go func() { a.inflight.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(abortWait):
+			a.log.Error("uploads still cleaning up after the abort; exiting anyway", slog.Duration("waited", abortWait))
 		}
 	}
 	a.log.Info("stopped")
 	return nil
+}
+
+// abortWait bounds how long shutdown waits for aborted uploads to clean up.
+const abortWait = 15 * time.Second
+
+// track counts running handlers so shutdown can wait for aborted ones.
+func (a *App) track(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.inflight.Add(1)
+		defer a.inflight.Done()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // NewLogger builds the process logger from the logging config.
@@ -271,4 +290,3 @@ func NewLogger(w io.Writer, c config.Logging) *slog.Logger {
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
-

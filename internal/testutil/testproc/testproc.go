@@ -84,8 +84,15 @@ func (p *Proc) Signal(sig syscall.Signal) error { return p.Cmd.Process.Signal(si
 // The process is killed at cleanup; its output is logged if the test failed.
 func Start(t testing.TB, path string, args []string, env ...string) *Proc {
 	t.Helper()
+	return StartDir(t, "", path, args, env...)
+}
+
+// StartDir is Start with the working directory dir ("" for the current).
+func StartDir(t testing.TB, dir, path string, args []string, env ...string) *Proc {
+	t.Helper()
 	p := &Proc{done: make(chan struct{})}
 	cmd := exec.Command(path, args...)
+	cmd.Dir = dir
 	cmd.Env = append(cmd.Environ(), env...)
 	cmd.Stdout = p
 	cmd.Stderr = p
