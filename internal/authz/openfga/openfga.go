@@ -41,7 +41,8 @@ type Options struct {
 	// the upload is allowed when the relation holds for any of them. With
 	// more than one object the checks go in one BatchCheck.
 	Objects []string
-	// Timeout bounds one check (or batch); zero means DefaultTimeout.
+	// Timeout bounds one check (or batch); zero means
+	// Config.TimeoutSeconds, and DefaultTimeout if that is zero too.
 	Timeout time.Duration
 	// HTTPClient is used by the http transport; it defaults to a client
 	// with its own pooled, keep-alive transport.
@@ -117,6 +118,9 @@ func New(ctx context.Context, opts Options) (*Authorizer, error) {
 		objects:  objects,
 		tuples:   cfg.ContextualTuples,
 		timeout:  opts.Timeout,
+	}
+	if a.timeout <= 0 {
+		a.timeout = time.Duration(cfg.TimeoutSeconds) * time.Second
 	}
 	if a.timeout <= 0 {
 		a.timeout = DefaultTimeout

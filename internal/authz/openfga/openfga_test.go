@@ -172,6 +172,7 @@ func TestOpenFGAFailsClosedWhenServerCannotAnswer(t *testing.T) {
 			if err == nil || got {
 				t.Fatalf("got (%v, %v), want an error and no allow", got, err)
 			}
+			t.Logf("error: %v", err)
 		})
 	}
 }
@@ -190,6 +191,7 @@ func TestOpenFGAErrorsFromTheServerAreErrors(t *testing.T) {
 				if err == nil || got {
 					t.Fatalf("got (%v, %v), want an error", got, err)
 				}
+				t.Logf("error: %v", err)
 				if containsSubject(err.Error()) {
 					t.Fatalf("error quotes the subject: %v", err)
 				}
