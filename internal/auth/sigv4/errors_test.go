@@ -33,7 +33,7 @@ func defaultSpec() signSpec {
 
 // signed builds a PUT signed by aws-sdk-go-v2 according to s, then lets
 // mod change it.
-func signed(t *testing.T, s signSpec, mod func(*http.Request)) *http.Request {
+func signed(t testing.TB, s signSpec, mod func(*http.Request)) *http.Request {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPut, "http://uploads.example/bucket/key.txt", nil)
 	creds := aws.Credentials{AccessKeyID: s.ak, SecretAccessKey: s.sk, SessionToken: s.token}
