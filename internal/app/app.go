@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/mizuchi-uploadr/mizuchi/internal/auth"
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
+	s3backend "github.com/mizuchi-uploadr/mizuchi/internal/backend/s3"
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api"
 	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
@@ -36,6 +38,9 @@ type App struct {
 	log      *slog.Logger
 	registry *prometheus.Registry
 	metrics  *telemetry.Metrics
+	tracing  *telemetry.Tracing
+	// memory is the process-wide budget for buffering parts in memory.
+	memory *s3backend.MemoryBudget
 	handler  http.Handler
 	buckets  []*s3api.Bucket
 	closers  []func() error
@@ -62,6 +67,21 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		metrics:  telemetry.NewMetrics(reg, telemetry.BuildInfo{Version: o.Version, Commit: o.Commit}),
 		started:  make(chan struct{}),
 	}
+	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, telemetry.TracingOptions{Metrics: a.metrics, Logger: log, Version: o.Version})
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	a.tracing = tracing
+	a.closers = append(a.closers, func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return tracing.Shutdown(sctx)
+	})
+	var memory config.Size
+	for _, b := range cfg.Buckets {
+		memory = max(memory, b.Upload.MaxMemoryBuffer)
+	}
+	a.memory = s3backend.NewMemoryBudget(int64(memory))
 	for i := range cfg.Buckets {
 		b, err := a.buildBucket(ctx, &cfg.Buckets[i])
 		if err != nil {
@@ -79,13 +99,14 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		}
 		trusted = append(trusted, p)
 	}
-	a.handler = s3api.NewHandler(s3api.Options{
+	a.handler = telemetry.Middleware(s3api.NewHandler(s3api.Options{
 		Buckets:        a.buckets,
 		Logger:         log,
 		Metrics:        a.metrics,
 		TrustedProxies: trusted,
 		Ready:          a.ready,
-	})
+		Hooks:          a.hooks(),
+	}), tracing.MiddlewareOptions())
 	a.warn()
 	return a, nil
 }
@@ -148,7 +169,33 @@ func (a *App) ready(ctx context.Context) (bool, map[string]string) {
 		}()
 	}
 	wg.Wait()
+	// A failing trace collector shows here but never fails readiness.
+	details["tracing"] = a.tracing.State()
 	return ok, details
+}
+
+// hooks connect the S3 handler to the server span.
+func (a *App) hooks() s3api.Hooks {
+	if !a.tracing.Enabled() {
+		return s3api.Hooks{}
+	}
+	key := a.tracing.SubjectKey()
+	return s3api.Hooks{
+		Routed: func(ctx context.Context, bucket, operation, objectKey string) {
+			telemetry.SetRoute(ctx, bucket, operation)
+			if objectKey != "" {
+				telemetry.SetObjectKey(ctx, objectKey)
+			}
+		},
+		Authenticated: func(ctx context.Context, p *auth.Principal) {
+			telemetry.ServerSpan(ctx).SetAttributes(
+				attribute.String("enduser.hash", telemetry.SubjectHash(key, p.Subject)),
+				attribute.String("mizuchi.auth.method", string(p.Method)))
+		},
+		Transferred: func(ctx context.Context, clientWait, backendTime time.Duration, _ int64) {
+			telemetry.RecordUploadWait(ctx, clientWait, max(backendTime-clientWait, 0))
+		},
+	}
 }
 
 // Handler returns the S3 handler (for tests).
@@ -230,7 +277,7 @@ func (a *App) Run(ctx context.Context) error {
 	var msrv *http.Server
 	if metricsLn != nil {
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
+		mux.Handle("GET /metrics", telemetry.MetricsHandler(a.registry))
 		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- msrv.Serve(metricsLn) }()
 		a.log.Info("serving metrics", slog.String("address", "http://"+metricsLn.Addr().String()+"/metrics"))

@@ -2,16 +2,25 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/auth"
+	"github.com/mizuchi-uploadr/mizuchi/internal/auth/jwt"
+	"github.com/mizuchi-uploadr/mizuchi/internal/auth/sigv4"
 	"github.com/mizuchi-uploadr/mizuchi/internal/authz"
+	"github.com/mizuchi-uploadr/mizuchi/internal/authz/opa"
+	"github.com/mizuchi-uploadr/mizuchi/internal/authz/openfga"
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend/fs"
+	s3backend "github.com/mizuchi-uploadr/mizuchi/internal/backend/s3"
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api"
+	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
 )
 
 // buildBucket builds one bucket's backend, authentication and
@@ -40,11 +49,9 @@ func (a *App) buildBucket(ctx context.Context, c *config.Bucket) (*s3api.Bucket,
 		b.Region = c.Auth.SigV4.Region
 	}
 	if c.Authz != nil && c.Authz.Enabled {
-		az, err := a.buildAuthz(ctx, c)
-		if err != nil {
+		if b.Authz, err = a.buildAuthz(ctx, c); err != nil {
 			return nil, err
 		}
-		b.Authz = az
 	}
 	return b, nil
 }
@@ -54,25 +61,115 @@ func (a *App) buildBackend(ctx context.Context, c *config.Bucket) (backend.Backe
 	case c.Filesystem != nil:
 		return fs.New(fs.Options{Root: c.Filesystem.Root, MinPartSize: int64(c.Upload.MinPartSize), Logger: a.log})
 	case c.S3 != nil:
-		return nil, errors.New("s3 backend not available in this build")
+		return s3backend.New(ctx, s3backend.Options{
+			Config:         *c.S3,
+			Upload:         c.Upload,
+			BucketName:     c.Name,
+			Metrics:        a.metrics,
+			Logger:         a.log.With("bucket", c.Name),
+			TracerProvider: a.tracing.Provider(),
+			WrapTransport:  a.wrapTransport,
+			ZeroCopy:       a.cfg.Server.ZeroCopy,
+			Memory:         a.memory,
+		})
 	}
 	return nil, fmt.Errorf("no backend configured")
 }
 
-// anonymous authenticates every request as the anonymous subject.
-type anonymous struct{}
+// wrapTransport adds client spans and W3C trace context to outgoing calls.
+func (a *App) wrapTransport(rt http.RoundTripper) http.RoundTripper {
+	return telemetry.WrapTransport(rt, a.tracing.Provider(), a.tracing.Propagator())
+}
 
-func (anonymous) Authenticate(context.Context, *http.Request) (*auth.Principal, error) {
-	return &auth.Principal{Subject: auth.AnonymousSubject, Method: auth.MethodAnonymous}, nil
+// httpClient is a pooled client for an engine or key server, traced.
+func (a *App) httpClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	return &http.Client{Transport: a.wrapTransport(tr)}
 }
 
 func (a *App) buildAuth(ctx context.Context, c *config.Bucket) (auth.Authenticator, error) {
-	if c.Auth == nil || !c.Auth.Enabled {
-		return anonymous{}, nil
+	opts := auth.ChainOptions{
+		Bucket:  c.Name,
+		Metrics: a.metrics,
+		Logger:  a.log,
+		Tracer:  a.tracing.Provider().Tracer("github.com/mizuchi-uploadr/mizuchi/internal/auth"),
 	}
-	return nil, errors.New("authentication is not available in this build")
+	if c.Auth == nil || !c.Auth.Enabled {
+		opts.Anonymous = true
+		return auth.NewChain(opts), nil
+	}
+	if c.Auth.SigV4 != nil {
+		v4, err := sigv4.New(*c.Auth.SigV4, sigv4.Options{Logger: a.log})
+		if err != nil {
+			return nil, fmt.Errorf("sigv4: %w", err)
+		}
+		opts.Methods = append(opts.Methods, v4)
+	}
+	if c.Auth.JWT != nil {
+		j, err := jwt.New(ctx, *c.Auth.JWT, jwt.Options{HTTPClient: a.httpClient(), Logger: a.log})
+		if err != nil {
+			return nil, fmt.Errorf("jwt: %w", err)
+		}
+		a.closers = append(a.closers, func() error { j.Close(); return nil })
+		opts.Methods = append(opts.Methods, j)
+		opts.JWT = true
+	}
+	return auth.NewChain(opts), nil
 }
 
 func (a *App) buildAuthz(ctx context.Context, c *config.Bucket) (authz.Authorizer, error) {
-	return nil, errors.New("authorization is not available in this build")
+	var (
+		inner      authz.Authorizer
+		engine     string
+		ttl, limit int
+	)
+	switch z := c.Authz; {
+	case z.OPA != nil:
+		engine, ttl, limit = "opa", z.OPA.CacheTTLSeconds, z.OPA.CacheMaxEntries
+		timeout := time.Duration(z.OPA.TimeoutSeconds) * time.Second
+		if z.OPA.PolicyFile != "" {
+			e, err := opa.NewEmbedded(ctx, opa.EmbeddedOptions{PolicyFile: z.OPA.PolicyFile, Query: z.OPA.Query, Timeout: timeout})
+			if err != nil {
+				return nil, fmt.Errorf("opa: %w", err)
+			}
+			inner = e
+		} else {
+			r, err := opa.NewRemote(opa.RemoteOptions{
+				URL: z.OPA.URL, PolicyPath: z.OPA.PolicyPath, Timeout: timeout,
+				HTTPClient: a.httpClient(), Propagator: a.tracing.Propagator(),
+			})
+			if err != nil {
+				return nil, fmt.Errorf("opa: %w", err)
+			}
+			inner = r
+		}
+	case z.OpenFGA != nil:
+		engine, ttl, limit = "openfga", z.OpenFGA.CacheTTLSeconds, z.OpenFGA.CacheMaxEntries
+		f, err := openfga.New(ctx, openfga.Options{
+			Config:     *z.OpenFGA,
+			Timeout:    time.Duration(z.OpenFGA.TimeoutSeconds) * time.Second,
+			HTTPClient: a.httpClient(),
+			Propagator: a.tracing.Propagator(),
+			GRPCDialOptions: []grpc.DialOption{
+				grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithUnaryInterceptor(telemetry.UnaryClientInterceptor(a.tracing.Provider(), a.tracing.Propagator())),
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("openfga: %w", err)
+		}
+		a.closers = append(a.closers, f.Close)
+		inner = f
+	default:
+		return nil, fmt.Errorf("authz enabled without an engine")
+	}
+	return authz.NewCache(inner, authz.CacheOptions{
+		TTL:            time.Duration(ttl) * time.Second,
+		MaxEntries:     limit,
+		Engine:         engine,
+		Bucket:         c.Name,
+		Metrics:        a.metrics,
+		TracerProvider: a.tracing.Provider(),
+	}), nil
 }
