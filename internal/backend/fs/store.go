@@ -73,6 +73,9 @@ type Store struct {
 	minPartSize int64
 	log         *slog.Logger
 	locks       lockMap
+	// afterMeta, when set by tests, runs between the metadata rename and
+	// the object rename; an error stands for a crash at that point.
+	afterMeta func(key string) error
 }
 
 // New opens (and creates if missing) the storage root.
@@ -377,6 +380,11 @@ func (s *Store) writeMeta(rec *objectRecord) error {
 func (s *Store) commit(tmp string, rec *objectRecord, created []string) error {
 	if err := s.writeMeta(rec); err != nil {
 		return fmt.Errorf("write metadata: %w", err)
+	}
+	if s.afterMeta != nil {
+		if err := s.afterMeta(rec.Key); err != nil {
+			return err
+		}
 	}
 	if err := s.root.Rename(tmp, rec.Key); err != nil {
 		if errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.ENOTEMPTY) {
