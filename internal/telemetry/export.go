@@ -104,6 +104,11 @@ func (e *resilientExporter) ExportSpans(ctx context.Context, spans []sdktrace.Re
 			break
 		}
 	}
+	if ctx.Err() != nil {
+		// Abandoned by shutdown, not a verdict on the collector.
+		e.countFailed(len(spans))
+		return err
+	}
 	e.failed(err, spans)
 	return err
 }
@@ -173,7 +178,7 @@ func (e *resilientExporter) logSpans(spans []sdktrace.ReadOnlySpan) {
 			if sensitiveKey(string(kv.Key)) {
 				continue
 			}
-			attrs = append(attrs, slog.String(string(kv.Key), kv.Value.Emit()))
+			attrs = append(attrs, slog.String(string(kv.Key), kv.Value.String()))
 		}
 		parent := ""
 		if p := s.Parent(); p.IsValid() {

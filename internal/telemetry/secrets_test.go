@@ -155,7 +155,7 @@ func secretScenario(t *testing.T, failing bool) {
 	for _, s := range spans {
 		recorded = append(recorded, s.Name(), s.Status().Description)
 		for _, kv := range s.Attributes() {
-			recorded = append(recorded, string(kv.Key), kv.Value.Emit())
+			recorded = append(recorded, string(kv.Key), kv.Value.String())
 			if kv.Key == AttrEndUserHash {
 				hashSeen = true
 			}
@@ -163,11 +163,11 @@ func secretScenario(t *testing.T, failing bool) {
 		for _, ev := range s.Events() {
 			recorded = append(recorded, ev.Name)
 			for _, kv := range ev.Attributes {
-				recorded = append(recorded, string(kv.Key), kv.Value.Emit())
+				recorded = append(recorded, string(kv.Key), kv.Value.String())
 			}
 		}
 		for _, kv := range s.Resource().Attributes() {
-			recorded = append(recorded, kv.Value.Emit())
+			recorded = append(recorded, kv.Value.String())
 		}
 	}
 	if !hashSeen && !failing {
