@@ -214,7 +214,7 @@ func (c *Cache) record(span trace.Span, allow bool, err error, cached bool) {
 	if ctr := c.counters[d][h]; ctr != nil {
 		ctr.Inc()
 	}
-	if span != nil {
+	if span != nil && span.IsRecording() {
 		span.SetAttributes(
 			attribute.String("authz.decision", name),
 			attribute.Bool("authz.cache_hit", cached),

@@ -12,6 +12,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
 )
@@ -402,20 +404,33 @@ func TestCacheRejectsNilInput(t *testing.T) {
 }
 
 func BenchmarkCacheHit(b *testing.B) {
-	reg := prometheus.NewRegistry()
-	m := telemetry.NewMetrics(reg, telemetry.BuildInfo{})
-	c := NewCache(&fakeEngine{decide: allowSubject("alice")}, CacheOptions{TTL: time.Hour, Engine: "opa", Bucket: "uploads", Metrics: m})
-	in := sampleInput("alice", "alice/photos/2024/a.jpg")
-	in.Context.Claims["iss"] = "https://issuer.example"
-	in.Context.Claims["aud"] = "mizuchi"
-	ctx := context.Background()
-	if _, err := c.Authorize(ctx, in); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if ok, err := c.Authorize(ctx, in); !ok || err != nil {
-			b.Fatal("miss")
-		}
+	for _, bc := range []struct {
+		name string
+		tp   trace.TracerProvider
+	}{
+		{name: "no tracer", tp: nil},
+		{name: "noop tracer", tp: noop.NewTracerProvider()},
+		{name: "sdk tracer", tp: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()))},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			reg := prometheus.NewRegistry()
+			m := telemetry.NewMetrics(reg, telemetry.BuildInfo{})
+			c := NewCache(&fakeEngine{decide: allowSubject("alice")}, CacheOptions{
+				TTL: time.Hour, Engine: "opa", Bucket: "uploads", Metrics: m, TracerProvider: bc.tp,
+			})
+			in := sampleInput("alice", "alice/photos/2024/a.jpg")
+			in.Context.Claims["iss"] = "https://issuer.example"
+			in.Context.Claims["aud"] = "mizuchi"
+			ctx := context.Background()
+			if _, err := c.Authorize(ctx, in); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if ok, err := c.Authorize(ctx, in); !ok || err != nil {
+					b.Fatal("miss")
+				}
+			}
+		})
 	}
 }
