@@ -186,13 +186,17 @@ func (c *jwksCache) lookup(ctx context.Context, kid string) (any, error) {
 	if k, ok := c.find(kid); ok {
 		return k, nil
 	}
-	_ = c.refetch(ctx, true) // its failure is logged by the background loop
+	if err := c.refetch(ctx, true); err != nil && !errors.Is(err, errRateLimited) && ctx.Err() == nil {
+		c.log.WarnContext(ctx, "JWKS refetch for an unknown kid failed", "error", err)
+	}
 	if k, ok := c.find(kid); ok {
 		return k, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.set == nil {
+	// While the endpoint is failing, a kid we do not know may be a key
+	// we could not fetch: that is an outage, not a bad token.
+	if c.set == nil || c.lastErr != nil {
 		return nil, &KeysUnavailableError{URL: c.redacted, Err: c.lastErr}
 	}
 	return nil, errUnknownKID

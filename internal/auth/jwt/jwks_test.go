@@ -200,6 +200,12 @@ func TestJWKSStaleKeysKeepWorkingWhileEndpointIsDown(t *testing.T) {
 	if _, err := a.Authenticate(context.Background(), bearerRequest(token)); err != nil {
 		t.Fatalf("cached key refused while JWKS is down: %v", err)
 	}
+	// A kid the cache does not know cannot be judged while the endpoint is down.
+	_, err := a.Authenticate(context.Background(), bearerRequest(sign(t, gojwt.SigningMethodEdDSA, k.ed, validClaims(), "ed-new")))
+	var ku *KeysUnavailableError
+	if !errors.As(err, &ku) {
+		t.Fatalf("unknown kid during an outage: err = %v, want KeysUnavailableError", err)
+	}
 	if !strings.Contains(logs.String(), "keeping the cached keys") {
 		t.Fatalf("no warning logged: %s", logs.String())
 	}
