@@ -160,6 +160,9 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 // duplicate keys, and resolving merge keys (<<: *anchor) with the
 // mapping's own keys taking precedence.
 func (d *decoder) pairs(n *yaml.Node, path string, depth int) [][2]*yaml.Node {
+	if d.budget < 0 {
+		return nil
+	}
 	var own, merged [][2]*yaml.Node
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -206,6 +209,9 @@ func (d *decoder) mergeSources(val *yaml.Node, path string, depth int) [][2]*yam
 		var out [][2]*yaml.Node
 		seen := map[string]bool{}
 		for _, m := range val.Content {
+			if !d.spend(m) {
+				return nil
+			}
 			for _, kv := range d.mergeSources(m, path, depth+1) {
 				if !seen[kv[0].Value] { // earlier sources win, as in YAML 1.1
 					seen[kv[0].Value] = true

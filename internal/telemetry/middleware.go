@@ -107,6 +107,41 @@ func (m *serverMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !known {
 		name = "HTTP"
 	}
+	ctx, span := m.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer))
+	if !span.IsRecording() {
+		// Not sampled: the span only carries the trace context onwards.
+		m.next.ServeHTTP(w, r.WithContext(ctx))
+		span.End()
+		return
+	}
+	span.SetAttributes(m.requestAttributes(r, method)...)
+	rs := &requestSpan{span: span, method: name, recordKeys: m.recordKeys}
+	ctx = context.WithValue(ctx, requestSpanKey{}, rs)
+	rec := &statusRecorder{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			span.SetStatus(codes.Error, "handler panic")
+			span.SetAttributes(AttrErrorType.String("panic"))
+			span.End()
+			panic(p)
+		}
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		span.SetAttributes(AttrHTTPResponseStatusCode.Int(status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, "")
+			span.SetAttributes(AttrErrorType.String(strconv.Itoa(status)))
+		}
+		span.End()
+	}()
+	m.next.ServeHTTP(rec, r.WithContext(ctx))
+}
+
+// requestAttributes are the server span's HTTP semantic-convention
+// attributes. Never the query string; the path only with RecordObjectKeys.
+func (m *serverMiddleware) requestAttributes(r *http.Request, method string) []attribute.KeyValue {
 	attrs := make([]attribute.KeyValue, 0, 10)
 	attrs = append(attrs, AttrHTTPRequestMethod.String(method))
 	if r.TLS != nil {
@@ -128,29 +163,7 @@ func (m *serverMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if m.recordKeys {
 		attrs = append(attrs, AttrURLPath.String(r.URL.Path))
 	}
-	ctx, span := m.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
-	rs := &requestSpan{span: span, method: name, recordKeys: m.recordKeys}
-	ctx = context.WithValue(ctx, requestSpanKey{}, rs)
-	rec := &statusRecorder{ResponseWriter: w}
-	defer func() {
-		status := rec.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		if p := recover(); p != nil {
-			span.SetStatus(codes.Error, "handler panic")
-			span.SetAttributes(AttrErrorType.String("panic"))
-			span.End()
-			panic(p)
-		}
-		span.SetAttributes(AttrHTTPResponseStatusCode.Int(status))
-		if status >= 500 {
-			span.SetStatus(codes.Error, "")
-			span.SetAttributes(AttrErrorType.String(strconv.Itoa(status)))
-		}
-		span.End()
-	}()
-	m.next.ServeHTTP(rec, r.WithContext(ctx))
+	return attrs
 }
 
 // SetRoute names the server span once the handler has routed the request:

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"log/slog"
 	"math/big"
@@ -234,4 +235,12 @@ func jwkOf(pub crypto.PublicKey, kid, alg, use string) map[string]any {
 		m["k"] = enc(k)
 	}
 	return m
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }

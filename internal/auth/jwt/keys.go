@@ -200,3 +200,8 @@ func defaultAlgFor(key crypto.Signer) (string, error) {
 	}
 	return "", fmt.Errorf("unsupported private key type %T", key)
 }
+
+// Algorithms lists the supported algorithm names.
+func Algorithms() []string {
+	return []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"}
+}

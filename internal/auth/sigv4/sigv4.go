@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/auth"
@@ -48,6 +49,22 @@ type credential struct {
 	secret  string
 	token   string
 	subject string
+
+	// The derived key of the most recent scope, reused for a day.
+	mu       sync.Mutex
+	keyScope string
+	key      []byte
+}
+
+func (c *credential) signingKey(date, region, service string) []byte {
+	scope := date + "/" + region + "/" + service
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keyScope != scope {
+		c.key = signingKey(c.secret, date, region, service)
+		c.keyScope = scope
+	}
+	return c.key
 }
 
 // Authenticator verifies SigV4 header and presigned-URL authentication
@@ -184,7 +201,7 @@ func (a *Authenticator) authenticate(r *http.Request) (*auth.Principal, error) {
 		return nil, e
 	}
 
-	key := signingKey(cred.secret, in.scopeDate, in.region, in.service)
+	key := cred.signingKey(in.scopeDate, in.region, in.service)
 	amzDate := reqTime.UTC().Format(amzDateLayout)
 	if in.presigned {
 		amzDate = in.amzDate

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/authz"
 	"github.com/mizuchi-uploadr/mizuchi/internal/authz/opa"
+	"github.com/mizuchi-uploadr/mizuchi/internal/config"
 	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/opaserver"
 )
 
@@ -424,5 +425,33 @@ func BenchmarkRemoteDecision(b *testing.B) {
 		if ok, err := r.Authorize(ctx, in); !ok || err != nil {
 			b.Fatal("not allowed")
 		}
+	}
+}
+
+func TestNewChoosesEngineFromConfig(t *testing.T) {
+	srv := opaserver.Start(t, samplePolicy(t))
+	tests := []struct {
+		name string
+		cfg  config.OPA
+	}{
+		{name: "remote", cfg: config.OPA{URL: srv.URL, PolicyPath: "mizuchi/allow", TimeoutSeconds: 2}},
+		{name: "embedded", cfg: config.OPA{PolicyFile: samplePolicyFile, Query: "data.mizuchi.allow", TimeoutSeconds: 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := opa.New(context.Background(), opa.Options{Config: tt.cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := srv.Decisions()
+			ok, err := a.Authorize(context.Background(), input("alice", authz.ActionUpload, "alice/a", "jwt", nil))
+			if !ok || err != nil {
+				t.Fatalf("got (%v, %v)", ok, err)
+			}
+			remote := srv.Decisions() > before
+			if remote != (tt.name == "remote") {
+				t.Fatalf("server called: %v", remote)
+			}
+		})
 	}
 }

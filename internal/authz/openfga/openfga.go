@@ -2,7 +2,6 @@ package openfga
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -41,7 +40,8 @@ type Options struct {
 	// the upload is allowed when the relation holds for any of them. With
 	// more than one object the checks go in one BatchCheck.
 	Objects []string
-	// Timeout bounds one check (or batch); zero means DefaultTimeout.
+	// Timeout bounds one check (or batch); zero means
+	// Config.TimeoutSeconds, and DefaultTimeout if that is zero too.
 	Timeout time.Duration
 	// HTTPClient is used by the http transport; it defaults to a client
 	// with its own pooled, keep-alive transport.
@@ -71,7 +71,12 @@ type Authorizer struct {
 	objects  []string
 	tuples   []config.Tuple
 	timeout  time.Duration
+	// uses records which placeholders appear in any template.
+	uses [len(placeholders)]bool
 }
+
+// placeholders of the templates, in the order of newVars.
+var placeholders = [...]string{"{subject}", "{bucket}", "{key}", "{prefix}"}
 
 // New validates the options and sets up the transport. The gRPC
 // connection is made lazily and kept; nothing is sent before the first
@@ -118,6 +123,20 @@ func New(ctx context.Context, opts Options) (*Authorizer, error) {
 		tuples:   cfg.ContextualTuples,
 		timeout:  opts.Timeout,
 	}
+	templates := append([]string{a.user, a.relation}, a.objects...)
+	for _, t := range a.tuples {
+		templates = append(templates, t.User, t.Relation, t.Object)
+	}
+	for i, p := range placeholders {
+		for _, t := range templates {
+			if strings.Contains(t, p) {
+				a.uses[i] = true
+			}
+		}
+	}
+	if a.timeout <= 0 {
+		a.timeout = time.Duration(cfg.TimeoutSeconds) * time.Second
+	}
 	if a.timeout <= 0 {
 		a.timeout = DefaultTimeout
 	}
@@ -143,18 +162,13 @@ func New(ctx context.Context, opts Options) (*Authorizer, error) {
 // Close releases the connection.
 func (a *Authorizer) Close() error { return a.checker.close() }
 
-// errUnusable marks a template value OpenFGA could not accept, or could
-// misread (a subject with '#' would name a userset): such a request is
-// denied without asking.
-var errUnusable = errors.New("openfga: value not usable in a tuple")
-
 // Authorize checks the relation between the user and each object.
 func (a *Authorizer) Authorize(ctx context.Context, in *authz.Input) (bool, error) {
 	if in == nil {
 		return false, authz.ErrNoInput
 	}
-	vars, err := newVars(in)
-	if err != nil {
+	vars, ok := a.newVars(in)
+	if !ok {
 		return false, nil
 	}
 	user := vars.Replace(a.user)
@@ -243,18 +257,21 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// newVars builds the template replacer. The subject goes into the id part
-// of a user ("user:{subject}"), so it may not hold ':' or '#'.
-func newVars(in *authz.Input) (*strings.Replacer, error) {
-	if strings.ContainsAny(in.Subject, ":#") {
-		return nil, errUnusable
+// newVars builds the template replacer. ok is false when a value that a
+// template uses holds ':' or '#': in the id part of a user or object
+// ("user:{subject}", "prefix:{bucket}/{prefix}") OpenFGA refuses them, and
+// a subject "alice#writer" would otherwise name a userset. No tuple can
+// grant such a request, so it is denied without asking.
+func (a *Authorizer) newVars(in *authz.Input) (r *strings.Replacer, ok bool) {
+	values := [len(placeholders)]string{in.Subject, in.Resource.Bucket, in.Resource.Key, Prefix(in.Resource.Key)}
+	pairs := make([]string, 0, 2*len(placeholders))
+	for i, v := range values {
+		if a.uses[i] && strings.ContainsAny(v, ":#") {
+			return nil, false
+		}
+		pairs = append(pairs, placeholders[i], v)
 	}
-	return strings.NewReplacer(
-		"{subject}", in.Subject,
-		"{bucket}", in.Resource.Bucket,
-		"{key}", in.Resource.Key,
-		"{prefix}", Prefix(in.Resource.Key),
-	), nil
+	return strings.NewReplacer(pairs...), true
 }
 
 // Prefix is the {prefix} of a key: the key up to and including its last

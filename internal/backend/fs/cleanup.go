@@ -7,6 +7,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/mizuchi-uploadr/mizuchi/internal/s3api/s3err"
 )
 
 // CleanupStale removes what crashed or abandoned uploads left behind and
@@ -113,7 +115,11 @@ func (s *Store) removeIfStale(name, id string, cutoff time.Time) (bool, error) {
 		return false, nil
 	}
 	if validID(name) {
-		return true, s.discard(name)
+		err := s.discard(name)
+		if errors.Is(err, s3err.ErrNoSuchUpload) {
+			return false, nil // completed or aborted meanwhile
+		}
+		return err == nil, err
 	}
 	if err := s.root.RemoveAll(p); err != nil {
 		return false, err

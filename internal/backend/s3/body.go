@@ -34,7 +34,10 @@ func (b *streamBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.last.Store(time.Now().UnixNano())
 	b.inRead.Store(false)
-	b.n.Add(int64(n))
+	got := b.n.Add(int64(n))
+	if err == io.EOF && got < b.size {
+		err = io.ErrUnexpectedEOF
+	}
 	if err != nil && err != io.EOF {
 		b.err = err
 		return n, &clientBodyError{err: err}

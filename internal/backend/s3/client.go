@@ -34,7 +34,16 @@ func tuneTransport(o *Options) func(*http.Transport) {
 		tr.WriteBufferSize = 256 << 10
 		tr.ReadBufferSize = 64 << 10
 		d := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
-		tr.DialContext = d.DialContext
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if tc, ok := c.(*net.TCPConn); ok {
+				// A request abandoned mid-body (client gone, stall) must
+				// end in a reset, not a clean FIN: some stores (versitygw
+				// 1.8.0) otherwise keep the truncated body as the object.
+				_ = tc.SetLinger(0)
+			}
+			return c, err
+		}
 	}
 }
 

@@ -139,6 +139,7 @@ func (s *Store) putLarge(ctx context.Context, in *backend.PutObjectInput) (out *
 	}
 	defer func() {
 		if err != nil {
+			err = s.errs.mapErr(ctx, err)
 			s.abort(ctx, in.Key, id, err)
 		}
 	}()

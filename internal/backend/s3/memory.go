@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"golang.org/x/sync/semaphore"
+
+	"github.com/mizuchi-uploadr/mizuchi/internal/s3api/s3err"
 )
 
 // MemoryBudget caps the bytes of parts buffered in memory by all uploads
@@ -59,7 +61,7 @@ func fillPart(ctx context.Context, budget *MemoryBudget, dir string, r io.Reader
 	}
 	f, err := os.CreateTemp(dir, "mizuchi-part-*")
 	if err != nil {
-		return nil, fmt.Errorf("s3 backend: spool part: %w", err)
+		return nil, s3err.ErrInternalError.WithCause(fmt.Errorf("s3 backend: spool part: %w", err))
 	}
 	_ = os.Remove(f.Name())
 	b := &partBuffer{file: f, size: n}
@@ -69,7 +71,7 @@ func fillPart(ctx context.Context, budget *MemoryBudget, dir string, r io.Reader
 		if got < n && (err == io.EOF || isClientErr(err)) {
 			return nil, readErr(err)
 		}
-		return nil, fmt.Errorf("s3 backend: spool part: %w", err)
+		return nil, s3err.ErrInternalError.WithCause(fmt.Errorf("s3 backend: spool part: %w", err))
 	}
 	return b, nil
 }

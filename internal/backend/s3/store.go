@@ -17,6 +17,7 @@ import (
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
+	"github.com/mizuchi-uploadr/mizuchi/internal/s3api/s3err"
 	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
 )
 
@@ -301,6 +302,13 @@ func (s *Store) uploadStreamed(ctx context.Context, key, uploadID string, pn int
 
 // CompleteMultipartUpload maps 1:1 to the store (retried: replayable).
 func (s *Store) CompleteMultipartUpload(ctx context.Context, in *backend.CompleteMultipartUploadInput) (*backend.CompleteMultipartUploadOutput, error) {
+	// Checked here because stores differ in which rule they check first
+	// (versitygw reports EntityTooSmall for a short part listed early).
+	for i := 1; i < len(in.Parts); i++ {
+		if in.Parts[i].PartNumber <= in.Parts[i-1].PartNumber {
+			return nil, s3err.ErrInvalidPartOrder
+		}
+	}
 	return s.complete(ctx, in.Key, in.UploadID, in.Parts)
 }
 

@@ -183,6 +183,9 @@ func (p *TCP) pipe(dst, src net.Conn, upstream bool) {
 				if tc, ok := dst.(*net.TCPConn); ok {
 					_ = tc.CloseWrite()
 				}
+			} else {
+				// Pass a reset on as a reset.
+				resetConn(dst)
 			}
 			return
 		}
