@@ -40,10 +40,10 @@ type App struct {
 	metrics  *telemetry.Metrics
 	tracing  *telemetry.Tracing
 	// memory is the process-wide budget for buffering parts in memory.
-	memory *s3backend.MemoryBudget
-	handler  http.Handler
-	buckets  []*s3api.Bucket
-	closers  []func() error
+	memory  *s3backend.MemoryBudget
+	handler http.Handler
+	buckets []*s3api.Bucket
+	closers []func() error
 
 	inflight sync.WaitGroup
 
@@ -111,32 +111,12 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	return a, nil
 }
 
-// warn logs what an operator must know about an insecure setup.
+// warn logs what an operator must know about a risky setup (the built-in
+// default, anonymous buckets or metrics on public addresses).
 func (a *App) warn() {
-	loopback := isLoopback(a.cfg.Server.Address)
-	if a.cfg.Source == config.SourceBuiltin {
-		a.log.Warn("no configuration found: using the built-in default; uploads are NOT authenticated, listening on loopback only",
-			slog.String("address", a.cfg.Server.Address), slog.String("data", a.cfg.Buckets[0].Filesystem.Root))
-		return
+	for _, p := range a.cfg.Warnings() {
+		a.log.Warn(p.Message, slog.String("config", p.Source), slog.String("key", p.Path), slog.Int("line", p.Line))
 	}
-	for _, b := range a.cfg.Buckets {
-		if (b.Auth == nil || !b.Auth.Enabled) && !loopback {
-			a.log.Warn("bucket accepts anonymous uploads on a non-loopback address",
-				slog.String("bucket", b.Name), slog.String("address", a.cfg.Server.Address))
-		}
-	}
-}
-
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 }
 
 // ready reports each backend's reachability for /readyz.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	iofs "io/fs"
 	"log/slog"
-	"net/http"
 	"os"
 	"path"
 	"strings"
@@ -42,18 +41,11 @@ const (
 	maxSegment = 255
 )
 
-// Errors for keys a directory tree cannot hold although S3 could. They
-// carry S3-compatible codes used by other S3 implementations on POSIX
-// storage; the HTTP status is 409 Conflict.
+// Errors for keys a directory tree cannot hold although S3 could (409
+// Conflict, with the codes other S3 implementations on POSIX storage use).
 var (
-	ErrObjectParentIsFile = &s3err.Error{
-		Code: "ObjectParentIsFile", Status: http.StatusConflict,
-		Message: "Object parent already exists as a file.",
-	}
-	ErrExistingObjectIsDirectory = &s3err.Error{
-		Code: "ExistingObjectIsDirectory", Status: http.StatusConflict,
-		Message: "Existing Object is a directory.",
-	}
+	ErrObjectParentIsFile        = s3err.ErrObjectParentIsFile
+	ErrExistingObjectIsDirectory = s3err.ErrExistingObjectIsDirectory
 )
 
 // Options configures a Store.

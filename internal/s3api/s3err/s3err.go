@@ -111,6 +111,8 @@ var (
 	ErrSlowDown                          = def("SlowDown", http.StatusServiceUnavailable, "Please reduce your request rate.")
 	ErrAuthorizationHeaderMalformed      = def("AuthorizationHeaderMalformed", http.StatusBadRequest, "The authorization header is malformed.")
 	ErrAuthorizationQueryParametersError = def("AuthorizationQueryParametersError", http.StatusBadRequest, "Error parsing the X-Amz-Credential parameter.")
+	ErrObjectParentIsFile                = def("ObjectParentIsFile", http.StatusConflict, "Object parent already exists as a file.")
+	ErrExistingObjectIsDirectory         = def("ExistingObjectIsDirectory", http.StatusConflict, "Existing Object is a directory.")
 	ErrExpiredToken                      = def("ExpiredToken", http.StatusBadRequest, "The provided token has expired.")
 	ErrUnauthorized                      = def("Unauthorized", http.StatusUnauthorized, "Authentication is required.")
 	ErrUnsupportedMediaType              = def("InvalidArgument", http.StatusBadRequest, "The Content-Type of this upload is not allowed.")
