@@ -48,9 +48,10 @@ type Authenticator struct {
 	checksIssuer, checksAudience bool
 }
 
-// New builds an Authenticator from cfg. With a JWKS URL it fetches the
-// keys once (a failure is logged, not returned) and keeps refreshing them
-// until Close.
+// New builds an Authenticator from cfg; configuration mistakes (algorithm,
+// key material, token sources) are returned. With a JWKS URL it fetches the
+// keys once under ctx (a failure is logged, not returned) and keeps
+// refreshing them in the background until Close, whatever becomes of ctx.
 func New(ctx context.Context, cfg config.JWT, opts Options) (*Authenticator, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
