@@ -75,3 +75,5 @@ func (g *grpcChecker) close() error { return g.conn.Close() }
 func grpcError(op string, err error) error {
 	return fmt.Errorf("openfga: %s over grpc: %s", op, status.Code(err))
 }
+
+var _ checker = (*grpcChecker)(nil)

@@ -160,3 +160,5 @@ func httpError(op string, err error) error {
 	}
 	return fmt.Errorf("openfga: %s over http failed", op)
 }
+
+var _ checker = (*httpChecker)(nil)
