@@ -2,7 +2,6 @@ package s3
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"os"
 )
@@ -13,7 +12,9 @@ import (
 // *os.File (or io.NopCloser of one) with an exact ContentLength on a
 // plain TCP connection, ends in (*net.TCPConn).ReadFrom → sendfile(2).
 // So for spooled parts the HTTP client handed to the SDK puts the file
-// back as the body once the SDK has built and signed the request. The
+// back as the body once the SDK has built and signed the request.
+// (Measured: io.NopCloser(file) is not enough, net/http's rewind wrapper
+// hides it again; only a bare *os.File reaches sendfile.) The
 // signature does not cover the body (UNSIGNED-PAYLOAD), so nothing else
 // changes on the wire; TestSpooledPartsUseSendfile proves the syscall.
 
@@ -56,12 +57,15 @@ func (h *httpClient) Do(req *http.Request) (*http.Response, error) {
 	if fb, ok := req.Context().Value(fileBodyKey{}).(*fileBody); ok {
 		fb.sent = false
 		if h.zeroCopy && req.URL.Scheme == "http" && req.Body != nil && req.ContentLength == fb.size {
-			if _, err := fb.f.Seek(0, io.SeekStart); err != nil {
-				return nil, err
+			// net/http unwraps exactly one layer (its own rewind
+			// tracker) before handing the body to the connection, so the
+			// body must be the *os.File itself; the transport closes it,
+			// hence an independent open of the same file per attempt.
+			if f, err := reopen(fb.f); err == nil {
+				req.Body = f
+				req.GetBody = nil
+				fb.sent = true
 			}
-			req.Body = io.NopCloser(fb.f)
-			req.GetBody = nil
-			fb.sent = true
 		}
 	}
 	return h.client.Do(req)
