@@ -110,7 +110,12 @@ func TestAuthenticateErrors(t *testing.T) {
 		{name: "session token valid", spec: withSpec(func(s *signSpec) { s.ak = "AKIATOKEN"; s.sk = "token-secret"; s.token = "session-token-1" })},
 		{name: "session token wrong", spec: withSpec(func(s *signSpec) { s.ak = "AKIATOKEN"; s.sk = "token-secret"; s.token = "session-token-2" }), want: s3err.ErrInvalidToken},
 		{name: "session token not configured", spec: withSpec(func(s *signSpec) { s.token = "session-token-1" }), want: s3err.ErrInvalidToken},
-		{name: "session token presigned", spec: withSpec(func(s *signSpec) { s.ak = "AKIATOKEN"; s.sk = "token-secret"; s.token = "session-token-1"; s.presign = true })},
+		{name: "session token presigned", spec: withSpec(func(s *signSpec) {
+			s.ak = "AKIATOKEN"
+			s.sk = "token-secret"
+			s.token = "session-token-1"
+			s.presign = true
+		})},
 		{name: "session token unsigned", spec: defaultSpec(), mod: func(r *http.Request) { r.Header.Set("X-Amz-Security-Token", "x") }, want: s3err.ErrInvalidToken},
 		{name: "presigned expired", spec: withSpec(func(s *signSpec) { s.presign = true; s.expires = "60"; s.at = fixedNow.Add(-2 * time.Minute) }), want: s3err.ErrAccessDenied, wantMsg: "Request has expired"},
 		{name: "presigned long-lived", spec: withSpec(func(s *signSpec) { s.presign = true; s.expires = "604800"; s.at = fixedNow.Add(-6 * 24 * time.Hour) })},

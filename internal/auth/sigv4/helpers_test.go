@@ -76,7 +76,7 @@ func parseRawRequest(text string) (*http.Request, error) {
 		Header:     h,
 		Host:       h.Get("Host"),
 		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Body:       http.NoBody,
+		Body: http.NoBody,
 	}
 	h.Del("Host")
 	// As on the wire, only a Content-Length delimits a request body.

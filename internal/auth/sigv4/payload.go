@@ -22,7 +22,7 @@ type hashReader struct {
 	// verified: EOF was seen and the digest matched; only the held byte
 	// remains to be handed out.
 	verified bool
-	err    error
+	err      error
 }
 
 func newHashReader(src io.ReadCloser, length int64, want string) *hashReader {

@@ -120,7 +120,6 @@ func TestLargeStreamedBodyUsesBoundedMemory(t *testing.T) {
 	}
 }
 
-
 func TestChunkedDecoderRefusesHostileFraming(t *testing.T) {
 	key := signingKey(testSK, "20260314", testRegion, "s3")
 	cases := []struct {
