@@ -29,10 +29,13 @@ const (
 
 // Namer is implemented by authenticators that name their method; the
 // chain uses the name in metrics, spans and logs. Authenticators without
-// it are reported as "unknown".
+// it are reported by their principals' Method on success and as "unknown"
+// otherwise.
 type Namer interface {
 	Method() Method
 }
+
+const unknownMethod Method = "unknown"
 
 // ChainOptions configure one bucket's Chain.
 type ChainOptions struct {
@@ -94,7 +97,7 @@ func NewChain(o ChainOptions) *Chain {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	for _, a := range o.Methods {
-		name := Method("unknown")
+		name := unknownMethod
 		if n, ok := a.(Namer); ok {
 			name = n.Method()
 		}
@@ -142,6 +145,9 @@ func (c *Chain) try(ctx context.Context, m namedAuthenticator, r *http.Request) 
 	}
 	p, err := m.Authenticate(ctx, r)
 	result, out := c.classify(ctx, m.name, p, err)
+	if result == ResultSuccess && m.name == unknownMethod {
+		m.name = p.Method // an authenticator without Namer still names its principals
+	}
 	if span != nil {
 		span.SetAttributes(attribute.String("auth.method", string(m.name)), attribute.String("auth.result", result))
 		if result == ResultError {

@@ -220,21 +220,35 @@ func TestChainRecordsOneSpanPerMethodTried(t *testing.T) {
 	}
 }
 
-func TestChainWithoutNamerIsUnknown(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m := telemetry.NewMetrics(reg, telemetry.BuildInfo{})
-	c := auth.NewChain(auth.ChainOptions{Bucket: "b", Methods: []auth.Authenticator{unnamed{}}, Metrics: m})
-	p, err := c.Authenticate(context.Background(), httptest.NewRequest(http.MethodPut, "/b/a", nil))
-	if err != nil || p.Method != "unknown" {
-		t.Fatalf("p=%+v err=%v", p, err)
+func TestChainWithoutNamer(t *testing.T) {
+	tests := []struct {
+		name       string
+		a          unnamed
+		wantMethod string
+		wantResult string
+	}{
+		{name: "principal names the method", a: unnamed{p: &auth.Principal{Subject: "x", Method: auth.MethodSigV4}}, wantMethod: "sigv4", wantResult: "success"},
+		{name: "principal without method", a: unnamed{p: &auth.Principal{Subject: "x"}}, wantMethod: "unknown", wantResult: "success"},
+		{name: "denied", a: unnamed{err: s3err.ErrSignatureDoesNotMatch}, wantMethod: "unknown", wantResult: "denied"},
 	}
-	if got := testutil.ToFloat64(m.AuthRequests.WithLabelValues("b", "unknown", "success")); got != 1 {
-		t.Fatalf("count = %v", got)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			m := telemetry.NewMetrics(reg, telemetry.BuildInfo{})
+			c := auth.NewChain(auth.ChainOptions{Bucket: "b", Methods: []auth.Authenticator{tc.a}, Metrics: m})
+			_, _ = c.Authenticate(context.Background(), httptest.NewRequest(http.MethodPut, "/b/a", nil))
+			if got := testutil.ToFloat64(m.AuthRequests.WithLabelValues("b", tc.wantMethod, tc.wantResult)); got != 1 {
+				t.Fatalf("count{%s,%s} = %v", tc.wantMethod, tc.wantResult, got)
+			}
+		})
 	}
 }
 
-type unnamed struct{}
+type unnamed struct {
+	p   *auth.Principal
+	err error
+}
 
-func (unnamed) Authenticate(context.Context, *http.Request) (*auth.Principal, error) {
-	return &auth.Principal{Subject: "x"}, nil
+func (u unnamed) Authenticate(context.Context, *http.Request) (*auth.Principal, error) {
+	return u.p, u.err
 }
