@@ -33,6 +33,33 @@ type env struct {
 	metrics *telemetry.Metrics
 }
 
+func startEnvB(b *testing.B) *env {
+	b.Helper()
+	gw := versitygw.Start(b)
+	gw.CreateBucket(b, testBucket)
+	return &env{gw: gw, metrics: telemetry.NewMetrics(prometheus.NewRegistry(), telemetry.BuildInfo{})}
+}
+
+func (e *env) storeB(b *testing.B, mod func(*Options)) *Store {
+	b.Helper()
+	o := Options{
+		Config: config.S3Backend{
+			Bucket: testBucket, Region: e.gw.Region, Endpoint: e.gw.Endpoint, ForcePathStyle: true,
+			AccessKey: e.gw.AccessKey, SecretKey: e.gw.SecretKey,
+		},
+		Upload: config.Upload{MultipartThreshold: 1 << 30, PartSize: 16 << 20, ConcurrentParts: 4, SpoolDir: b.TempDir()},
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	s, err := New(context.Background(), o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 func startEnv(t *testing.T) *env {
 	t.Helper()
 	gw := versitygw.Start(t)

@@ -14,7 +14,7 @@ var long = flag.Bool("long", false, "run the multi-gigabyte upload tests")
 // TestSixGiBSinglePutLandsWhole streams a generated 6 GiB body (never
 // held anywhere) through the auto-multipart path and compares the MD5 of
 // what versitygw stored. Run with -long (make test runs it in parallel
-// with the rest): go test -run SixGiB -long -timeout 30m ./internal/backend/s3/
+// with the rest): go test -run SixGiB -timeout 30m ./internal/backend/s3/ -long
 func TestSixGiBSinglePutLandsWhole(t *testing.T) {
 	if !*long {
 		t.Skip("multi-gigabyte test: run with -long")
