@@ -36,7 +36,11 @@ func BenchmarkPutObject(b *testing.B) {
 		mod  func(*Options)
 	}{
 		{"store/single", nil},
-		{"store/multipart-streamed", func(o *Options) { o.Upload.MultipartThreshold = 8 << 20; o.Upload.PartSize = 16 << 20; o.Upload.ConcurrentParts = 1 }},
+		{"store/multipart-streamed", func(o *Options) {
+			o.Upload.MultipartThreshold = 8 << 20
+			o.Upload.PartSize = 16 << 20
+			o.Upload.ConcurrentParts = 1
+		}},
 		{"store/multipart-4-spooled-sendfile", func(o *Options) {
 			o.Upload.MultipartThreshold = 8 << 20
 			o.Upload.PartSize = 16 << 20
