@@ -53,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintf(stdout, "mizuchi %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
+	case "token":
+		return runToken(args, stdout, stderr, os.LookupEnv)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

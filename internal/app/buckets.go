@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -59,7 +60,21 @@ func (a *App) buildBucket(ctx context.Context, c *config.Bucket) (*s3api.Bucket,
 func (a *App) buildBackend(ctx context.Context, c *config.Bucket) (backend.Backend, error) {
 	switch {
 	case c.Filesystem != nil:
-		return fs.New(fs.Options{Root: c.Filesystem.Root, MinPartSize: int64(c.Upload.MinPartSize), Logger: a.log})
+		store, err := fs.New(fs.Options{Root: c.Filesystem.Root, MinPartSize: int64(c.Upload.MinPartSize), Logger: a.log})
+		if err != nil {
+			return nil, err
+		}
+		if age := time.Duration(c.Filesystem.StaleUploadSeconds) * time.Second; age > 0 {
+			a.cleanups = append(a.cleanups, func(ctx context.Context) {
+				n, err := store.CleanupStale(ctx, age)
+				if err != nil {
+					a.log.Warn("cleanup of stale uploads failed", slog.String("bucket", c.Name), slog.Any("error", err))
+				} else if n > 0 {
+					a.log.Info("removed stale uploads", slog.String("bucket", c.Name), slog.Int("entries", n))
+				}
+			})
+		}
+		return store, nil
 	case c.S3 != nil:
 		return s3backend.New(ctx, s3backend.Options{
 			Config:         *c.S3,
@@ -127,27 +142,16 @@ func (a *App) buildAuthz(ctx context.Context, c *config.Bucket) (authz.Authorize
 	switch z := c.Authz; {
 	case z.OPA != nil:
 		engine, ttl, limit = "opa", z.OPA.CacheTTLSeconds, z.OPA.CacheMaxEntries
-		timeout := time.Duration(z.OPA.TimeoutSeconds) * time.Second
-		if z.OPA.PolicyFile != "" {
-			e, err := opa.NewEmbedded(ctx, opa.EmbeddedOptions{PolicyFile: z.OPA.PolicyFile, Query: z.OPA.Query, Timeout: timeout})
-			if err != nil {
-				return nil, fmt.Errorf("opa: %w", err)
-			}
-			inner = e
-		} else {
-			r, err := opa.NewRemote(opa.RemoteOptions{
-				URL: z.OPA.URL, PolicyPath: z.OPA.PolicyPath, Timeout: timeout,
-				HTTPClient: a.httpClient(), Propagator: a.tracing.Propagator(),
-			})
-			if err != nil {
-				return nil, fmt.Errorf("opa: %w", err)
-			}
-			inner = r
+		o, err := opa.New(ctx, opa.Options{Config: *z.OPA, HTTPClient: a.httpClient(), Propagator: a.tracing.Propagator()})
+		if err != nil {
+			return nil, fmt.Errorf("opa: %w", err)
 		}
+		inner = o
 	case z.OpenFGA != nil:
 		engine, ttl, limit = "openfga", z.OpenFGA.CacheTTLSeconds, z.OpenFGA.CacheMaxEntries
 		f, err := openfga.New(ctx, openfga.Options{
 			Config:     *z.OpenFGA,
+			Objects:    z.OpenFGA.Objects,
 			Timeout:    time.Duration(z.OpenFGA.TimeoutSeconds) * time.Second,
 			HTTPClient: a.httpClient(),
 			Propagator: a.tracing.Propagator(),

@@ -32,6 +32,8 @@ const (
 	DefaultConcurrentParts          = 4
 	DefaultMaxMemoryBuffer     Size = 32 << 20
 	DefaultMinPartSize         Size = 5 << 20
+	// DefaultStaleUploadSeconds is a day: longer than any upload in flight.
+	DefaultStaleUploadSeconds = 86400
 
 	DefaultJWTCacheTTL   = 3600
 	DefaultJWTLeeway     = 30
@@ -107,6 +109,9 @@ func (b *Bucket) applyDefaults(d defaulter, p string) {
 	d.size(&u.MaxMemoryBuffer, p+".upload.max_memory_buffer", DefaultMaxMemoryBuffer)
 	d.size(&u.MinPartSize, p+".upload.min_part_size", DefaultMinPartSize)
 
+	if f := b.Filesystem; f != nil {
+		d.int(&f.StaleUploadSeconds, p+".filesystem.stale_upload_seconds", DefaultStaleUploadSeconds)
+	}
 	if a := b.Auth; a != nil {
 		if j := a.JWT; j != nil {
 			jp := p + ".auth.jwt"

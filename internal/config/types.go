@@ -99,6 +99,9 @@ type S3Backend struct {
 type FilesystemBackend struct {
 	// Root is created if missing; objects live at Root/<key>.
 	Root string `yaml:"root"`
+	// StaleUploadSeconds: temp files and multipart uploads untouched this
+	// long are removed by a periodic cleanup; 0 turns the cleanup off.
+	StaleUploadSeconds int `yaml:"stale_upload_seconds"`
 }
 
 // Auth configures authentication for a bucket.
@@ -185,6 +188,10 @@ type OpenFGA struct {
 	User     string `yaml:"user"`
 	Relation string `yaml:"relation"`
 	Object   string `yaml:"object"`
+	// Objects are further object templates: the upload is allowed when
+	// the relation holds for any of them (one BatchCheck), e.g. a
+	// bucket-level and a prefix-level writer.
+	Objects []string `yaml:"objects"`
 	// ContextualTuples are sent with every check (templates allowed).
 	ContextualTuples []Tuple `yaml:"contextual_tuples"`
 	TimeoutSeconds   int     `yaml:"timeout_seconds"`

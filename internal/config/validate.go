@@ -228,6 +228,9 @@ func (k *checker) backend(b *Bucket, p string) {
 	if f := b.Filesystem; f != nil && f.Root == "" {
 		k.errf(p+".filesystem.root", "required")
 	}
+	if f := b.Filesystem; f != nil && f.StaleUploadSeconds < 0 {
+		k.errf(p+".filesystem.stale_upload_seconds", "must not be negative")
+	}
 }
 
 func hasDotSegment(s string) bool {
@@ -454,6 +457,9 @@ func (k *checker) openfga(f *OpenFGA, p string) {
 	k.fgaTemplate(p+".user", f.User, true)
 	k.fgaTemplate(p+".relation", f.Relation, false)
 	k.fgaTemplate(p+".object", f.Object, true)
+	for i, o := range f.Objects {
+		k.fgaTemplate(fmt.Sprintf("%s.objects[%d]", p, i), o, true)
+	}
 	for i, t := range f.ContextualTuples {
 		tp := fmt.Sprintf("%s.contextual_tuples[%d]", p, i)
 		k.fgaTemplate(tp+".user", t.User, true)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/auth"
+	"github.com/mizuchi-uploadr/mizuchi/internal/auth/sigv4"
 	"github.com/mizuchi-uploadr/mizuchi/internal/authz"
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
@@ -272,6 +273,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error 
 		return writeXML(w, http.StatusOK, locationConstraint{Xmlns: s3Namespace, Region: region})
 	}
 
+	if req.Op == OpPutObject || req.Op == OpUploadPart {
+		// aws-chunked framing is removed whatever authenticated the
+		// request, so it never ends up inside an object.
+		if err := sigv4.DecodeFraming(r); err != nil {
+			return err
+		}
+	}
 	if err := h.precheck(r, b, req); err != nil {
 		return err
 	}
@@ -405,7 +413,7 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, s *Scope) er
 		return err
 	}
 	w.Header().Set("ETag", out.ETag)
-	setChecksumHeader(w.Header(), out.Checksum)
+	setChecksumHeader(w.Header(), responseChecksum(r, out.Checksum))
 	if out.VersionID != "" {
 		w.Header().Set("x-amz-version-id", out.VersionID)
 	}
@@ -431,6 +439,18 @@ func (h *Handler) afterBody(r *http.Request, s *Scope, bd *body, start time.Time
 		h.metrics.UploadBytes.WithLabelValues(s.Bucket.Name).Add(float64(n))
 	}
 	return nil
+}
+
+// responseChecksum is the checksum to echo: the backend's, else the
+// trailing checksum verified while decoding an aws-chunked body.
+func responseChecksum(r *http.Request, c backend.Checksum) backend.Checksum {
+	if c.Value != "" {
+		return c
+	}
+	if alg, v, ok := sigv4.TrailerChecksum(r.Body); ok {
+		return backend.Checksum{Algorithm: alg, Value: v}
+	}
+	return c
 }
 
 func (h *Handler) createMultipartUpload(w http.ResponseWriter, r *http.Request, s *Scope) error {
@@ -467,7 +487,7 @@ func (h *Handler) uploadPart(w http.ResponseWriter, r *http.Request, s *Scope) e
 		return err
 	}
 	w.Header().Set("ETag", out.ETag)
-	setChecksumHeader(w.Header(), out.Checksum)
+	setChecksumHeader(w.Header(), responseChecksum(r, out.Checksum))
 	w.WriteHeader(http.StatusOK)
 	return nil
 }

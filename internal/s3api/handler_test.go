@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -321,3 +322,52 @@ func TestIncompleteBodyStoresNothing(t *testing.T) {
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("client gave up") }
+
+// An aws-chunked body on a bucket without SigV4 is decoded: the framing
+// never becomes part of the object, and the trailing checksum is checked.
+func TestAWSChunkedFramingIsRemovedWithoutSigV4(t *testing.T) {
+	f := newFixture(t, config.Upload{})
+	data := "123456789"
+	for _, tt := range []struct {
+		name, crc string
+		status    int
+	}{
+		{"good trailer", "y/Q5Jg==", 200},
+		{"bad trailer", "AAAAAA==", 400},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			wire := "9\r\n" + data + "\r\n0\r\nx-amz-checksum-crc32:" + tt.crc + "\r\n\r\n"
+			resp, out := f.do(t, "PUT", "/b/alice/chunked-"+tt.crc[:1], "alice", strings.NewReader(wire), int64(len(wire)), map[string]string{
+				"X-Amz-Content-Sha256":         "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+				"X-Amz-Decoded-Content-Length": "9",
+				"X-Amz-Trailer":                "x-amz-checksum-crc32",
+				"Content-Encoding":             "aws-chunked",
+			})
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d: %s", resp.StatusCode, out)
+			}
+			if tt.status == 200 && resp.Header.Get("X-Amz-Checksum-Crc32") != tt.crc {
+				t.Fatalf("checksum not echoed: %v", resp.Header)
+			}
+		})
+	}
+	files := listFiles(t, f.root)
+	var objects []string
+	for _, p := range files {
+		if !strings.HasPrefix(p, ".mizuchi") {
+			objects = append(objects, p)
+		}
+	}
+	if len(objects) != 1 || objects[0] != "alice/chunked-y" {
+		t.Fatalf("objects %v", objects)
+	}
+	assertContent(t, f.root+"/alice/chunked-y", data)
+}
+
+func assertContent(t *testing.T, path, want string) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != want {
+		t.Fatalf("%s = %q, %v; want %q", path, got, err, want)
+	}
+}

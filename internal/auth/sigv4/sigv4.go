@@ -407,6 +407,43 @@ func (a *Authenticator) wrapBody(r *http.Request, in *sigInput, payloadHash stri
 }
 
 func (a *Authenticator) wrapChunked(r *http.Request, in *sigInput, mode string, key []byte, amzDate, scope string) *s3err.Error {
+	return wrapChunked(r, chunkedConfig{
+		signed:  mode != StreamingUnsignedTrail,
+		trailer: mode != StreamingPayload,
+		key:     key,
+		amzDate: amzDate,
+		scope:   scope,
+		seed:    in.signature,
+	})
+}
+
+// DecodeFraming removes the aws-chunked framing of a request that no SigV4
+// authenticator verified: a bucket with anonymous or JWT authentication
+// receiving a body from an S3 client that signs with credentials Mizuchi
+// does not check, or that sends STREAMING-UNSIGNED-PAYLOAD-TRAILER. Chunk
+// and trailer signatures cannot be checked without the secret and are
+// skipped; a trailing checksum is still verified. Requests with other
+// payloads, and bodies Authenticate already decoded, are left alone.
+func DecodeFraming(r *http.Request) *s3err.Error {
+	if _, done := r.Body.(*ChunkedReader); done {
+		return nil
+	}
+	mode := r.Header.Get("X-Amz-Content-Sha256")
+	switch mode {
+	case StreamingPayload, StreamingPayloadTrail, StreamingUnsignedTrail:
+	default:
+		return nil
+	}
+	return wrapChunked(r, chunkedConfig{
+		signed:     mode != StreamingUnsignedTrail,
+		unverified: true,
+		trailer:    mode != StreamingPayload,
+	})
+}
+
+// wrapChunked installs a ChunkedReader configured by cfg (its length and
+// checksum come from the request headers).
+func wrapChunked(r *http.Request, cfg chunkedConfig) *s3err.Error {
 	dl := r.Header.Get("X-Amz-Decoded-Content-Length")
 	if dl == "" {
 		return s3err.ErrMissingContentLength.WithMessage("You must provide the x-amz-decoded-content-length header for aws-chunked uploads.")
@@ -415,15 +452,7 @@ func (a *Authenticator) wrapChunked(r *http.Request, in *sigInput, mode string, 
 	if err != nil || n < 0 || !isDigits(dl) {
 		return s3err.ErrInvalidArgument.WithMessage("x-amz-decoded-content-length is not a valid length.")
 	}
-	cfg := chunkedConfig{
-		signed:        mode != StreamingUnsignedTrail,
-		trailer:       mode != StreamingPayload,
-		decodedLength: n,
-		key:           key,
-		amzDate:       amzDate,
-		scope:         scope,
-		seed:          in.signature,
-	}
+	cfg.decodedLength = n
 	if cfg.trailer {
 		t := strings.ToLower(strings.TrimSpace(r.Header.Get("X-Amz-Trailer")))
 		if t != "" {
@@ -464,5 +493,8 @@ func removeAWSChunked(h http.Header) {
 	}
 	h.Set("Content-Encoding", strings.Join(keep, ","))
 }
+
+// Method names the authentication method in metrics.
+func (a *Authenticator) Method() auth.Method { return auth.MethodSigV4 }
 
 var _ auth.Authenticator = (*Authenticator)(nil)
