@@ -32,6 +32,7 @@ tools: ## Install the pinned test tools (S3 server, OPA, OpenFGA, Jaeger, client
 .PHONY: test
 test: tools lint build ## Run the whole test suite: lint, unit, end-to-end against real servers, short fuzzing.
 	go test -race -count=1 -timeout 25m ./...
+	go test -count=1 -run SixGiB -timeout 30m ./internal/backend/s3/ -long
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 .PHONY: lint
