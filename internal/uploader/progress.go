@@ -48,17 +48,19 @@ func (p *Progress) Start(interval time.Duration) {
 	p.mu.Lock()
 	p.start = p.now()
 	p.stop, p.stopped = make(chan struct{}), make(chan struct{})
+	stop, stopped := p.stop, p.stopped
 	p.mu.Unlock()
+	p.draw()
 	go func() {
-		defer close(p.stopped)
+		defer close(stopped)
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
-			p.draw()
 			select {
-			case <-p.stop:
+			case <-stop:
 				return
 			case <-t.C:
+				p.draw()
 			}
 		}
 	}()
@@ -67,13 +69,13 @@ func (p *Progress) Start(interval time.Duration) {
 // Stop ends the redraws and erases the line, leaving the cursor at its start.
 func (p *Progress) Stop() {
 	p.mu.Lock()
-	stop := p.stop
+	stop, stopped := p.stop, p.stopped
 	p.mu.Unlock()
 	if stop == nil {
 		return
 	}
 	close(stop)
-	<-p.stopped
+	<-stopped
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stop = nil
