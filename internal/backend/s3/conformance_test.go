@@ -3,7 +3,6 @@ package s3
 import (
 	"context"
 	"errors"
-	"net/http"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -46,9 +45,6 @@ func (i inspector) Metadata(ctx context.Context, key string) (backend.Metadata, 
 		Expires:            aws.ToString(out.ExpiresString),
 		User:               out.Metadata,
 		StorageClass:       string(out.StorageClass),
-	}
-	if out.Expires != nil && md.Expires == "" {
-		md.Expires = out.Expires.UTC().Format(http.TimeFormat)
 	}
 	return md, true, nil
 }
