@@ -8,7 +8,8 @@
 #   bench/tracing-overhead.sh                      # filesystem backend
 #   BACKEND=versitygw bench/tracing-overhead.sh    # S3 backend (more spans per upload)
 #
-# Knobs: ROUNDS (7), BIG (256MiB), BIG_COUNT (2), SMALL (4KiB),
+# Knobs: RATIO (unset; e.g. 0.1 adds a third process sampling that ratio),
+# ROUNDS (7), BIG (256MiB), BIG_COUNT (2), SMALL (4KiB),
 # CONCURRENCY (8), DURATION (3s), DATA_DIR (/dev/shm when writable).
 # Needs the tools (scripts/install-tools.sh: jaeger, versitygw).
 set -euo pipefail
@@ -65,6 +66,7 @@ exporters:
 YAML
 jaeger --config "file:$work/jaeger.yaml" >"$work/jaeger.log" 2>&1 &
 pids+=($!)
+cpu=(-cpu "jaeger=$!")
 wait_http "http://127.0.0.1:$J_HEALTH/status"
 wait_http "http://127.0.0.1:$J_QUERY/api/services"
 
@@ -72,15 +74,17 @@ case $BACKEND in
 filesystem) ;;
 versitygw)
 	AK=benchkey$RANDOM SK=benchsecret$RANDOM$RANDOM GW_PORT=$(free_port)
-	mkdir -p "$DATA_DIR/gw/store-off" "$DATA_DIR/gw/store-on"
+	mkdir -p "$DATA_DIR/gw/store-off" "$DATA_DIR/gw/store-on" "$DATA_DIR/gw/store-ratio"
 	versitygw --port "127.0.0.1:$GW_PORT" --access "$AK" --secret "$SK" --keep-alive --quiet posix "$DATA_DIR/gw" >"$work/gw.log" 2>&1 &
 	pids+=($!)
+	cpu+=(-cpu "versitygw=$!")
 	wait_tcp "$GW_PORT"
 	;;
 *) echo "BACKEND must be filesystem or versitygw" >&2; exit 2 ;;
 esac
 
-# start_mizuchi NAME TRACING_YAML: prints nothing, sets PORT_<NAME> and METRICS_<NAME>.
+# start_mizuchi NAME TRACING_YAML: adds a -target and a -cpu for loadgen,
+# sets METRICS_<NAME>.
 start_mizuchi() {
 	local name=$1 tracing=$2 port mport backend
 	port=$(free_port) mport=$(free_port)
@@ -102,22 +106,30 @@ buckets:
 YAML
 	"$work/mizuchi" serve --config "$work/$name.yaml" >"$work/$name.log" 2>&1 &
 	pids+=($!)
+	cpu+=(-cpu "mizuchi-$name=$!")
+	targets+=(-target "$name=http://127.0.0.1:$port/bench")
 	wait_http "http://127.0.0.1:$port/healthz"
-	printf -v "PORT_$name" %s "$port"
 	printf -v "METRICS_$name" %s "$mport"
 }
 
+targets=()
 start_mizuchi off "tracing: { enabled: false }"
 start_mizuchi on "tracing:
   enabled: true
   service_name: mizuchi-bench
   otlp: { endpoint: \"http://127.0.0.1:$J_OTLP\", protocol: grpc }
   sampling: { strategy: always }"
+if [ -n "${RATIO:-}" ]; then
+	start_mizuchi ratio "tracing:
+  enabled: true
+  service_name: mizuchi-bench-ratio
+  otlp: { endpoint: \"http://127.0.0.1:$J_OTLP\", protocol: grpc }
+  sampling: { strategy: ratio, ratio: $RATIO }"
+fi
 
 echo "backend=$BACKEND rounds=$ROUNDS big=$BIG×$BIG_COUNT small=$SMALL concurrency=$CONCURRENCY duration=$DURATION" \
 	"cpus=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg)"
-"$work/loadgen" -target "off=http://127.0.0.1:$PORT_off/bench" -target "on=http://127.0.0.1:$PORT_on/bench" \
-	-rounds "$ROUNDS" -big "$BIG" -big-count "$BIG_COUNT" -small "$SMALL" -concurrency "$CONCURRENCY" -duration "$DURATION"
+"$work/loadgen" "${targets[@]}" "${cpu[@]}" -rounds "$ROUNDS" -big "$BIG" -big-count "$BIG_COUNT" -small "$SMALL" -concurrency "$CONCURRENCY" -duration "$DURATION"
 
 # Prove the traced process really exported: no span dropped, spans in Jaeger.
 sleep 6 # one default batch delay (5 s) for the last spans

@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,9 +52,51 @@ func (s *sizeFlag) Set(v string) error {
 	return nil
 }
 
+// watch names processes whose CPU time is measured around each phase.
+type watch map[string]int
+
+func (w watch) String() string { return fmt.Sprint(map[string]int(w)) }
+
+func (w watch) Set(v string) error {
+	name, pid, ok := strings.Cut(v, "=")
+	n, err := strconv.Atoi(pid)
+	if !ok || name == "" || err != nil {
+		return fmt.Errorf("want name=pid, got %q", v)
+	}
+	w[name] = n
+	return nil
+}
+
+// cpuTimes reads the user+system CPU time of each watched process.
+func (w watch) cpuTimes() (map[string]time.Duration, error) {
+	out := make(map[string]time.Duration, len(w))
+	for name, pid := range w {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return nil, err
+		}
+		// Fields after the command (which may hold spaces): state is
+		// field 3, utime 14 and stime 15.
+		i := bytes.LastIndexByte(b, ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			return nil, fmt.Errorf("/proc/%d/stat: too short", pid)
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		k, _ := strconv.ParseInt(f[12], 10, 64)
+		out[name] = time.Duration(u+k) * time.Second / clockTicks
+	}
+	return out, nil
+}
+
+// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
 type options struct {
 	targets     targets
+	watch       watch
 	rounds      int
+	warmup      int
 	big         sizeFlag
 	bigCount    int
 	small       sizeFlag
@@ -61,9 +105,11 @@ type options struct {
 }
 
 func main() {
-	o := options{big: 256 << 20, small: 4 << 10}
+	o := options{big: 256 << 20, small: 4 << 10, watch: watch{}}
 	flag.Var(&o.targets, "target", "name=url of a bucket endpoint (repeat; the first is the baseline)")
+	flag.Var(o.watch, "cpu", "name=pid of a process whose CPU time to report per small PUT (repeat)")
 	flag.IntVar(&o.rounds, "rounds", 5, "interleaved rounds")
+	flag.IntVar(&o.warmup, "warmup", 1, "rounds run first and not counted (connections, allocations, page cache)")
 	flag.Var(&o.big, "big", "size of each big PUT (0: skip)")
 	flag.IntVar(&o.bigCount, "big-count", 2, "big PUTs per target per round")
 	flag.Var(&o.small, "small", "size of each small PUT")
@@ -91,6 +137,24 @@ func run(o options) error {
 	}
 	bigMiBs := make(map[string][]float64)
 	smallRate := make(map[string][]float64)
+	// smallCPU[target][process] is the CPU time of process during the
+	// small-PUT phases of target; smallN[target] counts those PUTs.
+	smallCPU := make(map[string]map[string]time.Duration)
+	smallN := make(map[string]int64)
+	for range o.warmup {
+		for _, t := range o.targets {
+			if o.big > 0 {
+				if _, err := bigPut(client, t, pattern, int64(o.big), "big-0"); err != nil {
+					return fmt.Errorf("%s: warm-up: %w", t.name, err)
+				}
+			}
+			if o.duration > 0 {
+				if _, _, err := smallPuts(client, t, pattern[:o.small], o.concurrency, min(o.duration, time.Second)); err != nil {
+					return fmt.Errorf("%s: warm-up: %w", t.name, err)
+				}
+			}
+		}
+	}
 	for round := range o.rounds {
 		// Alternate the order so neither target always goes first.
 		order := slices.Clone(o.targets)
@@ -111,10 +175,25 @@ func run(o options) error {
 		}
 		if o.duration > 0 {
 			for _, t := range order {
-				rate, err := smallPuts(client, t, pattern[:o.small], o.concurrency, o.duration)
+				before, err := o.watch.cpuTimes()
+				if err != nil {
+					return err
+				}
+				rate, n, err := smallPuts(client, t, pattern[:o.small], o.concurrency, o.duration)
 				if err != nil {
 					return fmt.Errorf("%s: small PUTs: %w", t.name, err)
 				}
+				after, err := o.watch.cpuTimes()
+				if err != nil {
+					return err
+				}
+				if smallCPU[t.name] == nil {
+					smallCPU[t.name] = make(map[string]time.Duration)
+				}
+				for p := range after {
+					smallCPU[t.name][p] += after[p] - before[p]
+				}
+				smallN[t.name] += n
 				smallRate[t.name] = append(smallRate[t.name], rate)
 				fmt.Printf("round %d  %-8s small %8.0f req/s\n", round+1, t.name, rate)
 			}
@@ -144,6 +223,17 @@ func run(o options) error {
 	}
 	report(fmt.Sprintf("%s PUT throughput", config.Size(o.big)), "MiB/s", bigMiBs)
 	report(fmt.Sprintf("%s PUT rate, %d concurrent", config.Size(o.small), o.concurrency), "req/s", smallRate)
+	if len(o.watch) > 0 && o.duration > 0 {
+		procs := slices.Sorted(maps.Keys(o.watch))
+		fmt.Printf("CPU time per %s PUT during each target's small-PUT phases (µs/request; 10 ms clock ticks):\n", config.Size(o.small))
+		for _, t := range o.targets {
+			fmt.Printf("  %-8s %7d requests:", t.name, smallN[t.name])
+			for _, p := range procs {
+				fmt.Printf("  %s %6.1f", p, float64(smallCPU[t.name][p].Microseconds())/float64(max(smallN[t.name], 1)))
+			}
+			fmt.Println()
+		}
+	}
 	return nil
 }
 
@@ -205,7 +295,7 @@ func bigPut(c *http.Client, t target, pattern []byte, n int64, key string) (floa
 	return float64(n) / (1 << 20) / time.Since(start).Seconds(), nil
 }
 
-func smallPuts(c *http.Client, t target, body []byte, workers int, d time.Duration) (float64, error) {
+func smallPuts(c *http.Client, t target, body []byte, workers int, d time.Duration) (float64, int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var done atomic.Int64
@@ -235,8 +325,8 @@ func smallPuts(c *http.Client, t target, body []byte, workers int, d time.Durati
 	elapsed := time.Since(start)
 	select {
 	case err := <-errc:
-		return 0, err
+		return 0, 0, err
 	default:
 	}
-	return float64(done.Load()) / elapsed.Seconds(), nil
+	return float64(done.Load()) / elapsed.Seconds(), done.Load(), nil
 }
