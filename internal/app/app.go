@@ -102,12 +102,13 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		trusted = append(trusted, p)
 	}
 	a.handler = telemetry.Middleware(s3api.NewHandler(s3api.Options{
-		Buckets:        a.buckets,
-		Logger:         log,
-		Metrics:        a.metrics,
-		TrustedProxies: trusted,
-		Ready:          a.ready,
-		Hooks:          a.hooks(),
+		Buckets:         a.buckets,
+		Logger:          log,
+		Metrics:         a.metrics,
+		TrustedProxies:  trusted,
+		Ready:           a.ready,
+		Hooks:           a.hooks(),
+		BodyIdleTimeout: time.Duration(cfg.Server.BodyIdleTimeoutSeconds) * time.Second,
 	}), tracing.MiddlewareOptions())
 	a.warn()
 	return a, nil

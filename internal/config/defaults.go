@@ -6,6 +6,7 @@ import "fmt"
 const (
 	DefaultAddress                = "127.0.0.1:8080"
 	DefaultReadHeaderTimeout      = 10
+	DefaultBodyIdleTimeout        = 60
 	DefaultIdleTimeout            = 120
 	DefaultShutdownGrace          = 30
 	DefaultMaxHeaderBytes         = 65536
@@ -62,6 +63,7 @@ func (c *Config) ApplyDefaults() {
 	s := &c.Server
 	d.str(&s.Address, DefaultAddress)
 	d.int(&s.ReadHeaderTimeoutSeconds, "server.read_header_timeout_seconds", DefaultReadHeaderTimeout)
+	d.int(&s.BodyIdleTimeoutSeconds, "server.body_idle_timeout_seconds", DefaultBodyIdleTimeout)
 	d.int(&s.IdleTimeoutSeconds, "server.idle_timeout_seconds", DefaultIdleTimeout)
 	d.int(&s.ShutdownGraceSeconds, "server.shutdown_grace_seconds", DefaultShutdownGrace)
 	d.int(&s.MaxHeaderBytes, "server.max_header_bytes", DefaultMaxHeaderBytes)

@@ -28,6 +28,10 @@ type Server struct {
 	// ReadHeaderTimeoutSeconds bounds how long a client may take to send
 	// its request headers (slowloris protection).
 	ReadHeaderTimeoutSeconds int `yaml:"read_header_timeout_seconds"`
+	// BodyIdleTimeoutSeconds bounds how long a client may send nothing in
+	// the middle of a request body (slow-body protection); the upload then
+	// fails with RequestTimeout and leaves nothing behind. 0 turns it off.
+	BodyIdleTimeoutSeconds int `yaml:"body_idle_timeout_seconds"`
 	// IdleTimeoutSeconds closes keep-alive connections idle this long.
 	IdleTimeoutSeconds int `yaml:"idle_timeout_seconds"`
 	// ShutdownGraceSeconds is how long in-flight uploads may run after

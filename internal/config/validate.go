@@ -99,6 +99,7 @@ func (k *checker) server() {
 		}
 	}
 	k.atLeast("server.read_header_timeout_seconds", s.ReadHeaderTimeoutSeconds, 1)
+	k.atLeast("server.body_idle_timeout_seconds", s.BodyIdleTimeoutSeconds, 0)
 	k.atLeast("server.idle_timeout_seconds", s.IdleTimeoutSeconds, 1)
 	k.atLeast("server.shutdown_grace_seconds", s.ShutdownGraceSeconds, 0)
 	if s.MaxHeaderBytes < 4096 || s.MaxHeaderBytes > 1<<24 {

@@ -3,6 +3,7 @@ package s3api
 import (
 	"errors"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -18,6 +19,10 @@ import (
 type body struct {
 	r      io.Reader
 	remain int64
+	// idle, when positive, is how long one Read may wait for the client;
+	// setDeadline moves the connection's read deadline.
+	idle        time.Duration
+	setDeadline func(time.Time) error
 
 	mu   sync.Mutex
 	n    int64
@@ -26,6 +31,16 @@ type body struct {
 }
 
 func newBody(r io.Reader, size int64) *body { return &body{r: r, remain: size} }
+
+// withIdleTimeout makes every Read fail with RequestTimeout when the client
+// sends nothing for idle, so a stalled client cannot hold an upload open.
+// The deadline is left in place afterwards: net/http sets its own for the
+// next request, and after a timeout it must keep the server from waiting
+// for the rest of the body before it answers.
+func (b *body) withIdleTimeout(idle time.Duration, setDeadline func(time.Time) error) *body {
+	b.idle, b.setDeadline = idle, setDeadline
+	return b
+}
 
 func (b *body) Read(p []byte) (int, error) {
 	if b.remain <= 0 {
@@ -38,6 +53,9 @@ func (b *body) Read(p []byte) (int, error) {
 		p = p[:b.remain]
 	}
 	start := time.Now()
+	if b.idle > 0 && b.setDeadline != nil {
+		_ = b.setDeadline(start.Add(b.idle))
+	}
 	n, err := b.r.Read(p)
 	d := time.Since(start)
 	b.remain -= int64(n)
@@ -68,6 +86,9 @@ func clientError(err error) error {
 	var e *s3err.Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return s3err.ErrRequestTimeout.WithCause(err)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return s3err.ErrIncompleteBody.WithCause(err)

@@ -72,6 +72,9 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	Ready          ReadyFunc
 	Hooks          Hooks
+	// BodyIdleTimeout bounds how long a client may send nothing in the
+	// middle of a body; zero means no limit.
+	BodyIdleTimeout time.Duration
 	// MaxBindings bounds the multipart upload → subject table (default
 	// 100000).
 	MaxBindings int
@@ -86,6 +89,7 @@ type Handler struct {
 	ready    ReadyFunc
 	hooks    Hooks
 	bindings *bindings
+	bodyIdle time.Duration
 }
 
 // NewHandler builds the handler.
@@ -104,6 +108,7 @@ func NewHandler(o Options) *Handler {
 		ready:    o.Ready,
 		hooks:    o.Hooks,
 		bindings: newBindings(o.MaxBindings),
+		bodyIdle: o.BodyIdleTimeout,
 	}
 }
 
@@ -404,7 +409,7 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, s *Scope) er
 	if err != nil {
 		return err
 	}
-	bd := newBody(r.Body, r.ContentLength)
+	bd := h.newBody(w, r)
 	start := time.Now()
 	out, err := s.Bucket.Backend.PutObject(r.Context(), &backend.PutObjectInput{
 		Key: s.Key, Body: bd, Size: r.ContentLength, Metadata: meta, Integrity: integ,
@@ -419,6 +424,13 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, s *Scope) er
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// newBody wraps the request body for a backend call, with the idle
+// timeout of server.body_idle_timeout_seconds.
+func (h *Handler) newBody(w http.ResponseWriter, r *http.Request) *body {
+	rc := http.NewResponseController(w)
+	return newBody(r.Body, r.ContentLength).withIdleTimeout(h.bodyIdle, rc.SetReadDeadline)
 }
 
 // afterBody accounts a body transfer and picks the error to answer: a
@@ -477,7 +489,7 @@ func (h *Handler) uploadPart(w http.ResponseWriter, r *http.Request, s *Scope) e
 	if err != nil {
 		return err
 	}
-	bd := newBody(r.Body, r.ContentLength)
+	bd := h.newBody(w, r)
 	start := time.Now()
 	out, err := s.Bucket.Backend.UploadPart(r.Context(), &backend.UploadPartInput{
 		Key: s.Key, UploadID: s.Request.UploadID, PartNumber: s.Request.PartNumber,

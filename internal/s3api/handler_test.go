@@ -1,11 +1,14 @@
 package s3api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -70,7 +73,7 @@ type fixture struct {
 	handler *Handler
 }
 
-func newFixture(t *testing.T, upload config.Upload) *fixture {
+func newFixture(t *testing.T, upload config.Upload, opts ...func(*Options)) *fixture {
 	t.Helper()
 	root := t.TempDir()
 	store, err := fs.New(fs.Options{Root: root, MinPartSize: 1})
@@ -79,10 +82,14 @@ func newFixture(t *testing.T, upload config.Upload) *fixture {
 	}
 	reg := prometheus.NewRegistry()
 	f := &fixture{root: root, policy: &policy{}, reg: reg, metrics: telemetry.NewMetrics(reg, telemetry.BuildInfo{})}
-	f.handler = NewHandler(Options{
+	o := Options{
 		Buckets: []*Bucket{{Name: "b", Prefix: "/b", Backend: store, Auth: headerAuth{}, Authz: f.policy, Upload: upload, Region: "eu-west-1"}},
 		Metrics: f.metrics,
-	})
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	f.handler = NewHandler(o)
 	f.srv = httptest.NewServer(f.handler)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -369,5 +376,29 @@ func assertContent(t *testing.T, path, want string) {
 	got, err := os.ReadFile(path)
 	if err != nil || string(got) != want {
 		t.Fatalf("%s = %q, %v; want %q", path, got, err, want)
+	}
+}
+
+// A client that stops sending in the middle of a body is cut off after the
+// body idle timeout with RequestTimeout, and nothing is stored.
+func TestStalledBodyTimesOut(t *testing.T) {
+	f := newFixture(t, config.Upload{}, func(o *Options) { o.BodyIdleTimeout = 200 * time.Millisecond })
+	c, err := net.Dial("tcp", strings.TrimPrefix(f.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "PUT /b/alice/stalled HTTP/1.1\r\nHost: x\r\nX-Test-Subject: alice\r\nContent-Length: 1000\r\n\r\n%s", strings.Repeat("a", 500))
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 400 || errorCode(t, string(b)) != "RequestTimeout" {
+		t.Fatalf("got %d %s", resp.StatusCode, b)
+	}
+	if files := listFiles(t, f.root); len(files) != 0 {
+		t.Fatalf("left behind: %v", files)
 	}
 }
