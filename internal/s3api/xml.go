@@ -4,7 +4,6 @@ import (
 	"encoding/xml"
 
 	"io"
-	"strings"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api/s3err"
@@ -79,8 +78,7 @@ func parseCompleteMultipartUpload(r io.Reader) ([]backend.CompletedPart, error) 
 		return nil, s3err.ErrMalformedXML.WithMessage("The CompleteMultipartUpload document is too large.")
 	}
 	var doc completeMultipartUpload
-	dec := xml.NewDecoder(strings.NewReader(string(data)))
-	if err := dec.Decode(&doc); err != nil {
+	if err := xml.Unmarshal(data, &doc); err != nil {
 		return nil, s3err.ErrMalformedXML.WithCause(err)
 	}
 	if len(doc.Parts) == 0 {
