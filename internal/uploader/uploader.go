@@ -476,7 +476,8 @@ func (u *Uploader) attempt(ctx context.Context, c call) (resp response, retry bo
 				return response{}, false, fmt.Errorf("%s: %w", c.op, &localError{rerr})
 			}
 		}
-		return response{}, true, &TransportError{Op: c.op, Err: unwrapURLError(err)}
+		te := &TransportError{Op: c.op, Err: unwrapURLError(err)}
+		return response{}, !te.untrusted(), te
 	}
 	defer hr.Body.Close()
 	if hr.StatusCode < 200 || hr.StatusCode > 299 {
