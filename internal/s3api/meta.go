@@ -40,13 +40,10 @@ func metadataFrom(h http.Header) (backend.Metadata, error) {
 		size += len(k) + len(v)
 	}
 	if size > maxUserMetadata {
-		return m, metadataTooLarge
+		return m, s3err.ErrMetadataTooLarge
 	}
 	return m, nil
 }
-
-var metadataTooLarge = &s3err.Error{Code: "MetadataTooLarge", Status: http.StatusBadRequest,
-	Message: "Your metadata headers exceed the maximum allowed metadata size."}
 
 // stripAWSChunked removes the aws-chunked coding, which describes the
 // transfer framing, not the object.
