@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -433,6 +434,21 @@ func (h *Handler) newBody(w http.ResponseWriter, r *http.Request) *body {
 	return newBody(r.Body, r.ContentLength).withIdleTimeout(h.bodyIdle, rc.SetReadDeadline)
 }
 
+// idleReader moves the connection's read deadline before every Read, so
+// that a read waiting longer than idle for the client fails (clientError
+// turns that into RequestTimeout). Unlike body it knows no length, so it
+// also suits chunked documents.
+type idleReader struct {
+	r           io.Reader
+	idle        time.Duration
+	setDeadline func(time.Time) error
+}
+
+func (i idleReader) Read(p []byte) (int, error) {
+	_ = i.setDeadline(time.Now().Add(i.idle))
+	return i.r.Read(p)
+}
+
 // afterBody accounts a body transfer and picks the error to answer: a
 // failure reading the client's body wins over what the backend made of it.
 func (h *Handler) afterBody(r *http.Request, s *Scope, bd *body, start time.Time, err error) error {
@@ -505,7 +521,13 @@ func (h *Handler) uploadPart(w http.ResponseWriter, r *http.Request, s *Scope) e
 }
 
 func (h *Handler) completeMultipartUpload(w http.ResponseWriter, r *http.Request, s *Scope) error {
-	parts, err := parseCompleteMultipartUpload(r.Body)
+	// The document is read under the same idle timeout as object data,
+	// so a client cannot hold a Complete open by stalling mid-document.
+	body := io.Reader(r.Body)
+	if h.bodyIdle > 0 {
+		body = idleReader{r: r.Body, idle: h.bodyIdle, setDeadline: http.NewResponseController(w).SetReadDeadline}
+	}
+	parts, err := parseCompleteMultipartUpload(body)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -46,6 +47,13 @@ type TransportError struct {
 func (e *TransportError) Error() string { return e.Op + ": " + e.Err.Error() }
 func (e *TransportError) Unwrap() error { return e.Err }
 
+// untrusted reports a server certificate that failed verification: a
+// configuration problem (use --ca-file) that no retry can cure.
+func (e *TransportError) untrusted() bool {
+	var cv *tls.CertificateVerificationError
+	return errors.As(e.Err, &cv)
+}
+
 // Kind is what a caller needs to know about a failed upload.
 type Kind int
 
@@ -53,8 +61,9 @@ const (
 	// KindOK is a nil error.
 	KindOK Kind = iota
 	// KindFailed is an upload refused by the server for a reason other than
-	// credentials (NoSuchBucket, InvalidArgument, EntityTooLarge, ...), or
-	// a local failure such as an unreadable file.
+	// credentials (NoSuchBucket, InvalidArgument, EntityTooLarge, ...), a
+	// server certificate that is not trusted, or a local failure such as an
+	// unreadable file.
 	KindFailed
 	// KindAuth is a 401 or 403 answer: missing, bad or insufficient
 	// credentials.
@@ -85,7 +94,10 @@ func Classify(err error) Kind {
 		return KindFailed
 	}
 	var te *TransportError
-	if errors.As(err, &te) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.As(err, &te) && te.untrusted() {
+		return KindFailed
+	}
+	if te != nil || errors.Is(err, context.DeadlineExceeded) {
 		return KindUnavailable
 	}
 	return KindFailed

@@ -412,10 +412,8 @@ func (c *countingReader) result() (int64, error) {
 
 // attempt sends c once. retry says whether another attempt may succeed.
 func (u *Uploader) attempt(ctx context.Context, c call) (resp response, retry bool, err error) {
-	_, signsPayload := u.o.Signer.(PayloadSigner)
-	if signsPayload {
-		signsPayload = u.o.Signer.(PayloadSigner).SignsPayload()
-	}
+	ps, signsPayload := u.o.Signer.(PayloadSigner)
+	signsPayload = signsPayload && ps.SignsPayload()
 	md5b64, shaHex, err := digest(c, signsPayload)
 	if err != nil {
 		return response{}, false, fmt.Errorf("%s: %w", c.op, err)
@@ -455,9 +453,6 @@ func (u *Uploader) attempt(ctx context.Context, c call) (resp response, retry bo
 		req.Header.Set("Expect", "100-continue")
 	}
 	if u.o.Signer != nil {
-		if !signsPayload {
-			shaHex = ""
-		}
 		if err := u.o.Signer.Sign(ctx, req, shaHex); err != nil {
 			return response{}, false, fmt.Errorf("%s: signing: %w", c.op, err)
 		}
@@ -481,7 +476,8 @@ func (u *Uploader) attempt(ctx context.Context, c call) (resp response, retry bo
 				return response{}, false, fmt.Errorf("%s: %w", c.op, &localError{rerr})
 			}
 		}
-		return response{}, true, &TransportError{Op: c.op, Err: unwrapURLError(err)}
+		te := &TransportError{Op: c.op, Err: unwrapURLError(err)}
+		return response{}, !te.untrusted(), te
 	}
 	defer hr.Body.Close()
 	if hr.StatusCode < 200 || hr.StatusCode > 299 {

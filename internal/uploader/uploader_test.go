@@ -125,6 +125,7 @@ func TestMultipartPartBoundaries(t *testing.T) {
 			var prog progressSum
 			obj := objectAt(t, srv.URL, "/uploads/big.bin", body)
 			obj.Progress = prog.add
+			obj.ContentType, obj.Metadata = "application/x-test", map[string]string{"k": "v"}
 			res, err := u.Upload(context.Background(), obj)
 			if err != nil {
 				t.Fatal(err)
@@ -152,6 +153,9 @@ func TestMultipartPartBoundaries(t *testing.T) {
 			}
 			if res.Parts != len(tt.wantParts) || res.ETag == "" || len(open) != 0 {
 				t.Fatalf("result %+v, open uploads %v", res, open)
+			}
+			if h := f.headers["/uploads/big.bin"]; h.Get("Content-Type") != "application/x-test" || h.Get("X-Amz-Meta-K") != "v" {
+				t.Fatalf("CreateMultipartUpload headers %v", h)
 			}
 			if prog.n.Load() != int64(tt.size) {
 				t.Fatalf("progress %d, want %d", prog.n.Load(), tt.size)

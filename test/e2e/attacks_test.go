@@ -23,6 +23,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	gojwt "github.com/golang-jwt/jwt/v5"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/auth/jwt"
 )
@@ -211,7 +212,26 @@ func TestAttackForgedTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Tokens signed by the attacker's own key, pointing at it from the
+	// header: the key must come from the configuration only.
+	evil := jwNewKey(t, "evil")
+	selfKeyed := func(header map[string]any) string {
+		tok := gojwt.NewWithClaims(gojwt.SigningMethodRS256, gojwt.MapClaims(claims))
+		for k, v := range header {
+			tok.Header[k] = v
+		}
+		signed, err := tok.SignedString(evil.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return signed
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	evilJWK := map[string]any{"kty": "RSA", "n": b64(evil.key.N.Bytes()), "e": "AQAB"}
 	tests := []struct{ name, token string }{
+		{"attacker's key embedded as jwk", selfKeyed(map[string]any{"jwk": evilJWK})},
+		{"attacker's key set named by jku", selfKeyed(map[string]any{"jku": "http://127.0.0.1:1/jwks.json", "kid": "evil"})},
+		{"attacker's key, kid traversal", selfKeyed(map[string]any{"kid": "../../../../dev/null"})},
 		{"alg none, no signature", atkB64(map[string]string{"alg": "none", "typ": "JWT"}) + "." + atkB64(claims) + "."},
 		{"alg None, no signature", atkB64(map[string]string{"alg": "None"}) + "." + atkB64(claims) + "."},
 		{"alg none with a real signature", atkB64(map[string]string{"alg": "none"}) + "." + parts[1] + "." + parts[2]},

@@ -461,3 +461,47 @@ buckets:` +
 		t.Errorf("an allow was counted with a silent engine: %v", got)
 	}
 }
+
+// TestAuthzMultipartAcrossReplicas runs two replicas on one storage root
+// and one OPA: a multipart upload created on one replica is continued on
+// the other, which has no binding for it and asks the policy with the
+// operation's own action instead. Another subject is still refused, and
+// the creating replica still needs no policy call for its parts.
+func TestAuthzMultipartAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	opa := opaserver.Start(t, azPolicy(t))
+	shared := filepath.Join(t.TempDir(), "files")
+	cfg := strings.Replace(azConfig(`      opa:
+        url: "`+opa.URL+`"
+        policy_path: mizuchi/allow
+        cache_ttl_seconds: 300`), "{{DIR}}/files", shared, 1)
+	a, b := startMizuchi(t, cfg), startMizuchi(t, cfg)
+	alice, bob := azToken(t, azSecret, "alice"), azToken(t, azSecret, "bob")
+
+	id := azCreate(t, a, alice, "alice/replicated.bin")
+	part := func(m *Mizuchi, token string, n int, data []byte) azResult {
+		return azDo(t, "PUT", fmt.Sprintf("%s/files/alice/replicated.bin?partNumber=%d&uploadId=%s", m.URL, n, id), token, data)
+	}
+	p1, p2 := randomBytes(t, 2048), randomBytes(t, 512)
+
+	calls := opa.Decisions()
+	part(b, bob, 1, p1).want(t, "bob's part on the other replica", 403, "AccessDenied")
+	if got := opa.Decisions() - calls; got != 1 {
+		t.Fatalf("an unbound part made %d policy calls, want 1", got)
+	}
+	r1 := part(b, alice, 1, p1)
+	r1.want(t, "alice's part on the other replica", 200, "")
+	if got := opa.Decisions() - calls; got != 2 {
+		t.Fatalf("unbound parts made %d policy calls, want 2", got)
+	}
+	r2 := part(a, alice, 2, p2)
+	r2.want(t, "alice's part on the creating replica", 200, "")
+	part(a, bob, 2, p2).want(t, "bob's part on the creating replica", 403, "AccessDenied")
+	if got := opa.Decisions() - calls; got != 2 {
+		t.Fatalf("bound parts made policy calls: %d in all, want 2", got)
+	}
+	doc := azCompleteXML(r1.Header.Get("ETag"), r2.Header.Get("ETag"))
+	azDo(t, "POST", b.URL+"/files/alice/replicated.bin?uploadId="+id, bob, doc).want(t, "bob completing on the other replica", 403, "AccessDenied")
+	azDo(t, "POST", b.URL+"/files/alice/replicated.bin?uploadId="+id, alice, doc).want(t, "alice completing on the other replica", 200, "")
+	assertFile(t, filepath.Join(shared, "alice/replicated.bin"), append(append([]byte{}, p1...), p2...))
+}

@@ -322,9 +322,10 @@ func cliCerts(t *testing.T, dir string) (caFile, certFile, keyFile string, pool 
 // cliRecorder remembers the x-amz-content-sha256 of every request, so the
 // test can prove which payload mode a Go client really used.
 type cliRecorder struct {
-	next  http.RoundTripper
-	mu    sync.Mutex
-	modes []string
+	next     http.RoundTripper
+	mu       sync.Mutex
+	modes    []string
+	location int // GetBucketLocation probes
 }
 
 func (r *cliRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -333,11 +334,20 @@ func (r *cliRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		mode = "hex-sha256"
 	}
 	r.mu.Lock()
+	if req.URL.Query().Has("location") {
+		r.location++
+	}
 	if !slices.Contains(r.modes, mode) {
 		r.modes = append(r.modes, mode)
 	}
 	r.mu.Unlock()
 	return r.next.RoundTrip(req)
+}
+
+func (r *cliRecorder) Probes() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.location
 }
 
 func (r *cliRecorder) Modes() []string {
@@ -367,6 +377,10 @@ func cliGoSDK(t *testing.T, tg cliTarget, ups []cliUpload) {
 	client := s3Client(t, tg.Endpoint, cliAccessKey, cliSecretKey, func(o *s3.Options) {
 		o.HTTPClient = cliDoer{rec}
 	})
+	// Applications often check the bucket before uploading.
+	if _, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(tg.Bucket)}); err != nil {
+		t.Fatalf("HeadBucket: %v", err)
+	}
 	for _, u := range ups {
 		if len(u.Data) < cliPartSize {
 			if _, err := client.PutObject(ctx, &s3.PutObjectInput{
@@ -409,7 +423,8 @@ type cliRT struct{ c *awshttp.BuildableClient }
 func (r cliRT) RoundTrip(req *http.Request) (*http.Response, error) { return r.c.Do(req) }
 
 // cliMinio uploads with minio-go v7: streaming chunk signatures
-// (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) over HTTP.
+// (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) over HTTP. No region is given, so
+// minio-go asks GetBucketLocation first, as it does out of the box.
 func cliMinio(t *testing.T, tg cliTarget, ups []cliUpload) {
 	ctx := cliContext(t)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -421,7 +436,6 @@ func cliMinio(t *testing.T, tg cliTarget, ups []cliUpload) {
 		Creds:        miniocreds.NewStaticV4(cliAccessKey, cliSecretKey, ""),
 		Secure:       tg.HTTPS,
 		Transport:    rec,
-		Region:       "us-east-1",
 		BucketLookup: minio.BucketLookupPath,
 		MaxRetries:   1,
 	})
@@ -437,6 +451,9 @@ func cliMinio(t *testing.T, tg cliTarget, ups []cliUpload) {
 		if info.Size != int64(len(u.Data)) {
 			t.Fatalf("minio PutObject %s: size %d, want %d", u.Key, info.Size, len(u.Data))
 		}
+	}
+	if rec.Probes() == 0 {
+		t.Fatal("minio-go did not probe GetBucketLocation")
 	}
 	if !tg.HTTPS {
 		if modes := rec.Modes(); !slices.Contains(modes, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD") {

@@ -285,3 +285,35 @@ func TestUploadClientInterruptAbortsTheMultipartUpload(t *testing.T) {
 		t.Fatalf("object exists after the interrupt: %v", err)
 	}
 }
+
+func TestUploadClientOverHTTPSWithCAFile(t *testing.T) {
+	t.Parallel()
+	certDir := t.TempDir()
+	caFile, certFile, keyFile, _ := cliCerts(t, certDir)
+	cfg := strings.Replace(uclConfig, "  shutdown_grace_seconds: 3\n",
+		"  shutdown_grace_seconds: 3\n  tls: { cert_file: \""+certFile+"\", key_file: \""+keyFile+"\" }\n", 1)
+	m := startMizuchi(t, cfg)
+	url := strings.Replace(m.URL, "http://", "https://", 1)
+	src := t.TempDir()
+	small, smallData := uclFile(t, src, "small.txt", 999)
+	big, bigData := uclFile(t, src, "big.bin", 12<<20+1)
+
+	code, stdout, stderr := uclRun(t, nil, "--ca-file", caFile, "--part-size", "5MiB", "--multipart-threshold", "8MiB",
+		small, big, url+"/files/tls/")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	assertFile(t, filepath.Join(m.Dir, "files/tls/small.txt"), smallData)
+	assertFile(t, filepath.Join(m.Dir, "files/tls/big.bin"), bigData)
+	if !strings.Contains(stdout, "files/tls/big.bin\t12582913\t\"") || !strings.Contains(stdout, "-3\"") {
+		t.Fatalf("stdout %q", stdout)
+	}
+
+	code, _, stderr = uclRun(t, nil, small, url+"/files/untrusted/")
+	if code != 1 || !strings.Contains(stderr, "certificate") {
+		t.Fatalf("untrusted server: exit %d, stderr %q; want 1 and a certificate error", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(m.Dir, "files/untrusted")); !os.IsNotExist(err) {
+		t.Fatalf("something stored without a trusted connection: %v", err)
+	}
+}

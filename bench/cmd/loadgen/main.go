@@ -141,6 +141,8 @@ func run(o options) error {
 	// small-PUT phases of target; smallN[target] counts those PUTs.
 	smallCPU := make(map[string]map[string]time.Duration)
 	smallN := make(map[string]int64)
+	bigCPU := make(map[string]map[string]time.Duration)
+	bigBytes := make(map[string]int64)
 	for range o.warmup {
 		for _, t := range o.targets {
 			if o.big > 0 {
@@ -164,10 +166,25 @@ func run(o options) error {
 		if o.big > 0 {
 			for _, t := range order {
 				for i := range o.bigCount {
+					before, err := o.watch.cpuTimes()
+					if err != nil {
+						return err
+					}
 					mibs, err := bigPut(client, t, pattern, int64(o.big), fmt.Sprintf("big-%d", i))
 					if err != nil {
 						return fmt.Errorf("%s: big PUT: %w", t.name, err)
 					}
+					after, err := o.watch.cpuTimes()
+					if err != nil {
+						return err
+					}
+					if bigCPU[t.name] == nil {
+						bigCPU[t.name] = make(map[string]time.Duration)
+					}
+					for p := range after {
+						bigCPU[t.name][p] += after[p] - before[p]
+					}
+					bigBytes[t.name] += int64(o.big)
 					bigMiBs[t.name] = append(bigMiBs[t.name], mibs)
 					fmt.Printf("round %d  %-8s big   %8.1f MiB/s\n", round+1, t.name, mibs)
 				}
@@ -223,8 +240,19 @@ func run(o options) error {
 	}
 	report(fmt.Sprintf("%s PUT throughput", config.Size(o.big)), "MiB/s", bigMiBs)
 	report(fmt.Sprintf("%s PUT rate, %d concurrent", config.Size(o.small), o.concurrency), "req/s", smallRate)
+	procs := slices.Sorted(maps.Keys(o.watch))
+	if len(o.watch) > 0 && o.big > 0 {
+		fmt.Printf("CPU time per MiB during each target's big PUTs (µs/MiB; 10 ms clock ticks):\n")
+		for _, t := range o.targets {
+			mib := float64(bigBytes[t.name]) / (1 << 20)
+			fmt.Printf("  %-8s %7.0f MiB:", t.name, mib)
+			for _, p := range procs {
+				fmt.Printf("  %s %6.1f", p, float64(bigCPU[t.name][p].Microseconds())/max(mib, 1))
+			}
+			fmt.Println()
+		}
+	}
 	if len(o.watch) > 0 && o.duration > 0 {
-		procs := slices.Sorted(maps.Keys(o.watch))
 		fmt.Printf("CPU time per %s PUT during each target's small-PUT phases (µs/request; 10 ms clock ticks):\n", config.Size(o.small))
 		for _, t := range o.targets {
 			fmt.Printf("  %-8s %7d requests:", t.name, smallN[t.name])
