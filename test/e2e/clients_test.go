@@ -32,6 +32,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/mizuchi-uploadr/mizuchi/internal/backend/fs"
 	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/testproc"
 	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/versitygw"
 )
@@ -152,30 +153,49 @@ func TestClientMatrix(t *testing.T) {
 				t.Run(c.name+"/"+transport, func(t *testing.T) {
 					t.Parallel()
 					for _, bucket := range []string{"matrix-fs", "matrix-s3"} {
-						tg := e.target(transport, bucket)
-						prefix := c.name + "/" + transport + "/"
-						ups := []cliUpload{
-							// A space, a plus and a non-ASCII letter exercise
-							// each client's path encoding against the
-							// canonical request Mizuchi rebuilds.
-							{Key: prefix + "small file+1 ü.txt", Path: e.smallF, Data: e.small},
-							{Key: prefix + "big.bin", Path: e.bigF, Data: e.big},
-						}
-						c.upload(t, tg, ups)
-						for _, u := range ups {
-							e.assertStored(t, transport, bucket, u.Key, u.Data)
-						}
+						t.Run(bucket, func(t *testing.T) {
+							tg := e.target(transport, bucket)
+							prefix := c.name + "/" + transport + "/"
+							ups := []cliUpload{
+								// A space, a plus and a non-ASCII letter
+								// exercise each client's path encoding
+								// against the canonical request Mizuchi
+								// rebuilds.
+								{Key: prefix + "small file+1 ü.txt", Path: e.smallF, Data: e.small},
+								{Key: prefix + "big.bin", Path: e.bigF, Data: e.big},
+							}
+							c.upload(t, tg, ups)
+							for _, u := range ups {
+								e.assertStored(t, transport, bucket, u.Key, u.Data)
+							}
+						})
 					}
 				})
 			}
 		}
 	})
+	e.assertNothingOpen(t)
+	t.Run("refused", func(t *testing.T) { cliRefusals(t, e) })
+	e.assertNothingOpen(t)
+}
+
+// assertNothingOpen checks that no multipart upload is left open and no
+// temp file left behind, on versitygw and in both filesystem roots.
+func (e *cliEnv) assertNothingOpen(t *testing.T) {
+	t.Helper()
 	if n := e.vgw.OpenUploads(t, cliStore); n != 0 {
 		t.Errorf("%d multipart uploads left open on versitygw", n)
 	}
-	t.Run("refused", func(t *testing.T) { cliRefusals(t, e) })
-	if n := e.vgw.OpenUploads(t, cliStore); n != 0 {
-		t.Errorf("%d multipart uploads left open on versitygw", n)
+	for _, m := range []*Mizuchi{e.plain, e.tls} {
+		root := filepath.Join(m.Dir, "fs")
+		if open, _ := os.ReadDir(filepath.Join(root, filepath.FromSlash(fs.UploadsDir))); len(open) != 0 {
+			t.Errorf("%d multipart uploads left open in %s", len(open), root)
+		}
+		for _, f := range visibleFiles(t, root) {
+			if strings.HasPrefix(filepath.Base(f), fs.TempPrefix) {
+				t.Errorf("temp file left behind: %s", f)
+			}
+		}
 	}
 }
 
