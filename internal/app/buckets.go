@@ -74,7 +74,7 @@ func (a *App) buildBackend(ctx context.Context, c *config.Bucket) (backend.Backe
 				}
 			})
 		}
-		return store, nil
+		return &metered{Backend: store, bucket: c.Name, metrics: a.metrics}, nil
 	case c.S3 != nil:
 		return s3backend.New(ctx, s3backend.Options{
 			Config:         *c.S3,

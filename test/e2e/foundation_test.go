@@ -98,7 +98,8 @@ func TestBuiltinDefaultAcceptsSDKUploads(t *testing.T) {
 	assertFile(t, filepath.Join(dir, "data/uploads/greetings/hello.txt"), small)
 
 	resp, body := rawRequest(t, "GET", m.MetricsURL+"/metrics", nil, nil)
-	if resp.StatusCode != 200 || !strings.Contains(body, `mizuchi_uploads_total{bucket="uploads",operation="PutObject",status="200"}`) {
+	if resp.StatusCode != 200 || !strings.Contains(body, `mizuchi_uploads_total{bucket="uploads",operation="PutObject",status="200"}`) ||
+		!strings.Contains(body, `mizuchi_backend_requests_total{bucket="uploads",operation="UploadPart",status="200"} 3`) {
 		t.Fatalf("metrics: %d\n%.2000s", resp.StatusCode, body)
 	}
 }
