@@ -76,6 +76,11 @@ func integrityFrom(h http.Header) (backend.Integrity, error) {
 	}
 	if ok {
 		in.Checksum = backend.Checksum{Algorithm: alg, Value: val}
+	} else if alg := trailerAlgorithm(h); alg != "" {
+		// The value follows the body in an aws-chunked trailer (verified
+		// by the decoder): name the algorithm so a backend can compute
+		// the checksum and hand it to a store that requires it.
+		in.Checksum = backend.Checksum{Algorithm: alg}
 	}
 	if sha := h.Get("X-Amz-Content-Sha256"); len(sha) == 64 {
 		if _, err := hex.DecodeString(sha); err == nil {
@@ -83,6 +88,18 @@ func integrityFrom(h http.Header) (backend.Integrity, error) {
 		}
 	}
 	return in, nil
+}
+
+// trailerAlgorithm is the checksum algorithm named by X-Amz-Trailer
+// (x-amz-checksum-crc32 → CRC32), or "" when there is none or it is not
+// a checksum algorithm.
+func trailerAlgorithm(h http.Header) string {
+	tr := strings.ToLower(strings.TrimSpace(h.Get("X-Amz-Trailer")))
+	alg, ok := strings.CutPrefix(tr, "x-amz-checksum-")
+	if !ok || checksum.New(strings.ToUpper(alg)) == nil {
+		return ""
+	}
+	return strings.ToUpper(alg)
 }
 
 // setChecksumHeader echoes a checksum in S3's response header.
