@@ -398,6 +398,58 @@ allow if input.subject == %q
 				})
 			}
 
+			t.Run("refused uploads", func(t *testing.T) {
+				// A denied subject and a forged token: the failures must not
+				// leak the subject or the token either.
+				other := "trc-denied-" + trcHex(t, 8)
+				denied, err := jwt.Mint(jwt.MintOptions{Subject: other, Secret: []byte(jwtSecret)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				forgedSubject := "trc-forged-" + trcHex(t, 8)
+				forged, err := jwt.Mint(jwt.MintOptions{Subject: forgedSubject, Secret: []byte("trc-wrong-" + trcHex(t, 16))})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, tc := range []struct {
+					name, token, span string
+					status            int
+				}{
+					{name: "denied by OPA", token: denied, span: "authz.opa", status: http.StatusForbidden},
+					{name: "forged token", token: forged, span: "auth.jwt", status: http.StatusUnauthorized},
+				} {
+					traceID := trcHex(t, 16)
+					h := http.Header{
+						"Authorization": {"Bearer " + tc.token},
+						"Traceparent":   {"00-" + traceID + "-" + trcHex(t, 8) + "-01"},
+					}
+					resp, out := rawRequest(t, http.MethodPut, m.URL+"/trc/trc-refused-"+trcHex(t, 8), strings.NewReader("no"), h)
+					if resp.StatusCode != tc.status {
+						t.Fatalf("%s: %s, want %d: %s", tc.name, resp.Status, tc.status, out)
+					}
+					_, raw := trcWait(t, jg, traceID, "the server span and "+tc.span, func(spans []jaeger.Span) bool {
+						ss := trcSpansNamed(spans, "PUT /trc")
+						if len(ss) != 1 || len(trcSpansNamed(spans, tc.span)) != 1 {
+							return false
+						}
+						v, _ := ss[0].Tag("http.response.status_code")
+						return v == float64(tc.status)
+					})
+					trcNoSecrets(t, tc.name+" trace", string(raw), map[string]string{
+						"denied subject": other,
+						"forged subject": forgedSubject,
+						"token":          tc.token,
+						"JWT secret":     jwtSecret,
+					})
+				}
+				trcNoSecrets(t, "the log", m.Proc.Output(), map[string]string{
+					"denied subject": other,
+					"forged subject": forgedSubject,
+					"denied token":   denied,
+					"forged token":   forged,
+				})
+			})
+
 			t.Run("invalid traceparent", func(t *testing.T) {
 				for _, tc := range []struct {
 					name, header string
