@@ -1,0 +1,451 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/faultproxy"
+	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/versitygw"
+)
+
+// The fault matrix: every test runs the built binary with S3 buckets on a
+// real versitygw, reached through a fault proxy, and uploads with
+// aws-sdk-go-v2 (or raw HTTP where a client must misbehave). After each
+// scenario it checks, directly on versitygw, that no partial object and
+// no multipart upload is left, and, on Mizuchi's metrics endpoint, that
+// goroutines and file descriptors came back to their baseline.
+
+const (
+	fltStore   = "flt-store"
+	fltPart    = 5 << 20
+	fltSmall   = 6 << 20  // below the threshold: one streamed PutObject
+	fltLarge   = 13 << 20 // above it: three parts of auto-multipart
+	fltTimeout = 2 * time.Minute
+)
+
+// fltBucket is one Mizuchi bucket of a fault test.
+type fltBucket struct {
+	name     string
+	endpoint string // http://host:port of the store (a proxy)
+	conc     int    // concurrent_parts
+	extra    string // more YAML under the bucket (auth, authz), indented 4
+}
+
+// fltConfig is a Mizuchi configuration with the given S3 buckets, all on
+// the store bucket fltStore of gw.
+func fltConfig(gw *versitygw.Server, top string, buckets ...fltBucket) string {
+	var b strings.Builder
+	b.WriteString(`server:
+  address: 127.0.0.1:{{S3_PORT}}
+  shutdown_grace_seconds: 2
+metrics:
+  address: 127.0.0.1:{{METRICS_PORT}}
+logging:
+  level: debug
+  format: json
+`)
+	b.WriteString(top)
+	b.WriteString("buckets:\n")
+	for _, bk := range buckets {
+		conc := bk.conc
+		if conc == 0 {
+			conc = 1
+		}
+		fmt.Fprintf(&b, `  - name: %[1]s
+    path_prefix: /%[1]s
+    s3:
+      bucket: %[2]s
+      region: us-east-1
+      endpoint: %[3]s
+      force_path_style: true
+      access_key: %[4]s
+      secret_key: %[5]s
+    upload:
+      multipart_threshold: 8MiB
+      part_size: 5MiB
+      concurrent_parts: %[6]d
+%[7]s`, bk.name, fltStore, bk.endpoint, gw.AccessKey, gw.SecretKey, conc, bk.extra)
+	}
+	return b.String()
+}
+
+// fltClient is an aws-sdk-go-v2 client for Mizuchi, keeping connections
+// alive as deployed clients do.
+//
+// It does not send Expect: 100-continue (the SDK does above 2 MiB):
+// net/http closes a connection at once, without the lingering close it
+// otherwise uses, when it answers an Expect: 100-continue request whose
+// body it did not read to the end, so a client still sending may get a
+// TCP reset instead of the S3 error. See TestFaultExpectContinue.
+type fltClient struct {
+	*s3.Client
+	tr *http.Transport
+}
+
+// closeIdle drops the client's idle keep-alive connections, so that none
+// holds a goroutine or a descriptor in Mizuchi during a leak check.
+func (c *fltClient) closeIdle() {
+	if c.tr != nil {
+		c.tr.CloseIdleConnections()
+	}
+}
+
+func fltS3(t *testing.T, m *Mizuchi, opts ...func(*s3.Options)) *fltClient {
+	t.Helper()
+	c := &fltClient{}
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { c.tr = tr })
+	c.Client = s3Client(t, m.URL, "", "", append([]func(*s3.Options){func(o *s3.Options) {
+		o.HTTPClient = hc
+		o.ContinueHeaderThresholdBytes = -1
+	}}, opts...)...)
+	return c
+}
+
+func fltCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), fltTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// fltWantErr checks that err is the S3 error code with HTTP status.
+func fltWantErr(t *testing.T, err error, code string, status int) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("request succeeded, want %d %s", status, code)
+	}
+	var ae smithy.APIError
+	var re *awshttp.ResponseError
+	if !errors.As(err, &ae) || !errors.As(err, &re) {
+		t.Fatalf("want S3 error %d %s, got %v", status, code, err)
+	}
+	if ae.ErrorCode() != code || re.HTTPStatusCode() != status {
+		t.Fatalf("got %d %s (%s), want %d %s", re.HTTPStatusCode(), ae.ErrorCode(), ae.ErrorMessage(), status, code)
+	}
+}
+
+// fltPut uploads body to bucket/key through Mizuchi with PutObject.
+func fltPut(ctx context.Context, c *fltClient, bucket, key string, body []byte) error {
+	_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key),
+		Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))})
+	return err
+}
+
+// fltAssertStored checks that key holds exactly body on the store.
+func fltAssertStored(t *testing.T, gw *versitygw.Server, key string, body []byte) {
+	t.Helper()
+	if got := gw.Object(t, fltStore, key); !bytes.Equal(got, body) {
+		t.Fatalf("store holds %d bytes for %s, want the %d uploaded", len(got), key, len(body))
+	}
+}
+
+// fltAssertClean checks, directly on the store, that key does not exist
+// (not even truncated) and that no multipart upload is open.
+func fltAssertClean(t *testing.T, gw *versitygw.Server, key string) {
+	t.Helper()
+	if h := gw.Head(t, fltStore, key); h != nil {
+		t.Errorf("a partial object of %d bytes exists for %s", aws.ToInt64(h.ContentLength), key)
+	}
+	if n := gw.OpenUploads(t, fltStore); n != 0 {
+		t.Errorf("%d multipart uploads left open on the store", n)
+	}
+}
+
+// fltParts lists the parts the store holds for an upload.
+func fltParts(t *testing.T, gw *versitygw.Server, key, uploadID string) []types.Part {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := gw.Client().ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(fltStore), Key: aws.String(key), UploadId: aws.String(uploadID)})
+	if err != nil {
+		t.Fatalf("list parts on the store: %v", err)
+	}
+	return out.Parts
+}
+
+// fltUsage is what a leak would grow: goroutines, open descriptors and
+// uploads Mizuchi believes are in flight.
+type fltUsage struct{ goroutines, fds, inflight float64 }
+
+func (u fltUsage) String() string {
+	return fmt.Sprintf("%.0f goroutines, %.0f fds, %.0f in flight", u.goroutines, u.fds, u.inflight)
+}
+
+var fltMetricsClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+func fltUsageNow(t *testing.T, m *Mizuchi) fltUsage {
+	t.Helper()
+	resp, err := fltMetricsClient.Get(m.MetricsURL + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	var u fltUsage
+	seen := map[string]bool{}
+	for _, line := range strings.Split(buf.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		name := f[0]
+		if i := strings.IndexByte(name, '{'); i >= 0 {
+			name = name[:i]
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "go_goroutines":
+			u.goroutines = v
+		case "process_open_fds":
+			u.fds = v
+		case "mizuchi_inflight_uploads":
+			u.inflight += v
+		default:
+			continue
+		}
+		seen[name] = true
+	}
+	if !seen["go_goroutines"] || !seen["process_open_fds"] {
+		t.Fatalf("metrics lack go_goroutines or process_open_fds")
+	}
+	return u
+}
+
+// Leak tolerance over the baseline. The baseline is taken after warm-up
+// uploads through every bucket, so the store connection pool already
+// holds its usual idle connections. What may still differ afterwards is
+// that pool: a scenario can leave one or two more idle keep-alive
+// connections to the store (one descriptor and two goroutines, read and
+// write loop, each) than the warm-up did, or fewer when a fault killed
+// them. Idle client connections are closed before every reading, so none
+// of them stays open in Mizuchi. A leak per request or per part exceeds this
+// within a scenario's few requests only if it is at least that size, so
+// the deltas are also logged and summed over the sequence of scenarios
+// sharing one process.
+const (
+	fltTolGoroutines = 6
+	fltTolFDs        = 3
+)
+
+// fltLeaks is a leak check over a sequence of scenarios on one Mizuchi.
+type fltLeaks struct {
+	m    *Mizuchi
+	base fltUsage
+	// clients' idle connections are closed before each check.
+	clients []*fltClient
+}
+
+// fltBaseline waits for Mizuchi to settle and records its usage; the
+// clients' idle connections are closed first.
+func fltBaseline(t *testing.T, m *Mizuchi, clients ...*fltClient) *fltLeaks {
+	t.Helper()
+	for _, c := range clients {
+		c.closeIdle()
+	}
+	var prev fltUsage
+	// Settled: two readings 300ms apart agree and nothing is in flight.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		time.Sleep(300 * time.Millisecond)
+		u := fltUsageNow(t, m)
+		if u == prev && u.inflight == 0 || time.Now().After(deadline) {
+			t.Logf("baseline: %v", u)
+			return &fltLeaks{m: m, base: u, clients: clients}
+		}
+		prev = u
+	}
+}
+
+// check waits (up to 20s: aborted uploads finish in the background,
+// closed connections are reaped) for usage to come back to the baseline.
+func (l *fltLeaks) check(t *testing.T) {
+	t.Helper()
+	for _, c := range l.clients {
+		c.closeIdle()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		u := fltUsageNow(t, l.m)
+		ok := u.inflight == 0 && u.goroutines <= l.base.goroutines+fltTolGoroutines && u.fds <= l.base.fds+fltTolFDs
+		if ok {
+			t.Logf("after: %v (baseline %v; delta %+.0f goroutines, %+.0f fds)", u, l.base,
+				u.goroutines-l.base.goroutines, u.fds-l.base.fds)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leak: %v, baseline %v", u, l.base)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// fltUniqueKey names a scenario's object.
+func fltUniqueKey(t *testing.T) string {
+	return strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()) + ".bin"
+}
+
+// fltRawPut starts a PUT on a raw connection, writes sent bytes of a
+// body of size bytes and returns the connection (to be reset).
+func fltRawPut(t *testing.T, m *Mizuchi, path string, size int, sent []byte) *net.TCPConn {
+	t.Helper()
+	addr := strings.TrimPrefix(m.URL, "http://")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n\r\n", path, addr, size)
+	if _, err := c.Write(sent); err != nil {
+		t.Fatalf("writing the body: %v", err)
+	}
+	return c.(*net.TCPConn)
+}
+
+// fltTCPEnv is Mizuchi with buckets single (PutObject), mp1 and mp4
+// (auto-multipart with 1 and 4 concurrent parts) on a versitygw behind a
+// TCP fault proxy.
+type fltTCPEnv struct {
+	gw    *versitygw.Server
+	tcp   *faultproxy.TCP
+	m     *Mizuchi
+	c     *fltClient
+	leaks *fltLeaks
+}
+
+func fltStartTCP(t *testing.T) *fltTCPEnv {
+	t.Helper()
+	gw := versitygw.Start(t)
+	gw.CreateBucket(t, fltStore)
+	tcp := faultproxy.StartTCP(t, gw.Addr)
+	ep := "http://" + tcp.Addr
+	m := startMizuchi(t, fltConfig(gw, "",
+		fltBucket{name: "single", endpoint: ep},
+		fltBucket{name: "mp1", endpoint: ep, conc: 1},
+		fltBucket{name: "mp4", endpoint: ep, conc: 4}))
+	e := &fltTCPEnv{gw: gw, tcp: tcp, m: m, c: fltS3(t, m)}
+	e.warmUp(t)
+	e.leaks = fltBaseline(t, m, e.c)
+	return e
+}
+
+// warmUp uploads through every bucket so that pools and caches are in
+// their steady state before the baseline.
+func (e *fltTCPEnv) warmUp(t *testing.T) {
+	t.Helper()
+	ctx := fltCtx(t)
+	for _, up := range []struct {
+		bucket string
+		size   int
+	}{{"single", fltSmall}, {"mp1", fltLarge}, {"mp4", fltLarge}} {
+		body := randomBytes(t, up.size)
+		key := "warm-up/" + up.bucket
+		if err := fltPut(ctx, e.c, up.bucket, key, body); err != nil {
+			t.Fatalf("warm-up upload to %s: %v", up.bucket, err)
+		}
+		fltAssertStored(t, e.gw, key, body)
+	}
+}
+
+// TestFaultBackendResetsMidBody resets the store connection in the
+// middle of a body: a streamed body cannot be replayed, so the client
+// gets 503 ServiceUnavailable and the store keeps nothing; a buffered
+// part is retried and the upload succeeds.
+func TestFaultBackendResetsMidBody(t *testing.T) {
+	t.Parallel()
+	e := fltStartTCP(t)
+	reset := func(after int64) {
+		e.tcp.Arm(faultproxy.Fault{Action: faultproxy.Reset, AfterBytes: after, Times: 1})
+	}
+	cases := []struct {
+		name   string
+		bucket string
+		size   int
+		after  int64
+		ok     bool // the upload succeeds anyway
+	}{
+		{name: "single put", bucket: "single", size: fltSmall, after: 3 << 20},
+		{name: "auto-multipart, 1 concurrent part", bucket: "mp1", size: fltLarge, after: 7 << 20},
+		{name: "auto-multipart, 4 concurrent parts, part retried", bucket: "mp4", size: fltLarge, after: 7 << 20, ok: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			key := fltUniqueKey(t)
+			body := randomBytes(t, tc.size)
+			reset(tc.after)
+			t.Cleanup(e.tcp.Disarm)
+			start := time.Now()
+			err := fltPut(fltCtx(t), e.c, tc.bucket, key, body)
+			t.Logf("took %v: %v", time.Since(start).Round(time.Millisecond), err)
+			if e.tcp.Tripped() != 1 {
+				t.Fatalf("the reset fired %d times", e.tcp.Tripped())
+			}
+			e.tcp.Disarm()
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("PutObject: %v", err)
+				}
+				fltAssertStored(t, e.gw, key, body)
+				fltAssertClean(t, e.gw, "never-written")
+			} else {
+				fltWantErr(t, err, "ServiceUnavailable", http.StatusServiceUnavailable)
+				fltAssertClean(t, e.gw, key)
+			}
+			e.leaks.check(t)
+		})
+	}
+
+	t.Run("client-driven UploadPart", func(t *testing.T) {
+		ctx := fltCtx(t)
+		key := fltUniqueKey(t)
+		cr, err := e.c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("single"), Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := cr.UploadId
+		part := randomBytes(t, fltSmall)
+		upload := func() (*s3.UploadPartOutput, error) {
+			return e.c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("single"), Key: aws.String(key), UploadId: id,
+				PartNumber: aws.Int32(1), Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part)))})
+		}
+		reset(3 << 20)
+		t.Cleanup(e.tcp.Disarm)
+		_, err = upload()
+		e.tcp.Disarm()
+		fltWantErr(t, err, "ServiceUnavailable", http.StatusServiceUnavailable)
+		if parts := fltParts(t, e.gw, key, *id); len(parts) != 0 {
+			t.Fatalf("the store kept %d parts of the failed UploadPart (size %d)", len(parts), aws.ToInt64(parts[0].Size))
+		}
+		// The upload is the client's: it stays open, and the part can be
+		// sent again.
+		up, err := upload()
+		if err != nil {
+			t.Fatalf("UploadPart again: %v", err)
+		}
+		_, err = e.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("single"), Key: aws.String(key), UploadId: id,
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: up.ETag}}}})
+		if err != nil {
+			t.Fatalf("CompleteMultipartUpload: %v", err)
+		}
+		fltAssertStored(t, e.gw, key, part)
+		fltAssertClean(t, e.gw, "never-written")
+		e.leaks.check(t)
+	})
+}
