@@ -329,6 +329,9 @@ func (h *Handler) precheck(r *http.Request, b *Bucket, req Request) error {
 			return s3err.ErrEntityTooLarge
 		}
 	}
+	if req.Op == OpCompleteMultipartUpload && r.ContentLength > maxCompleteBody {
+		return s3err.ErrMaxMessageLengthExceeded
+	}
 	switch req.Op {
 	case OpPutObject, OpCreateMultipartUpload:
 		if !contentTypeAllowed(b.Upload.AllowedContentTypes, r.Header.Get("Content-Type")) {

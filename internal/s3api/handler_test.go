@@ -402,3 +402,15 @@ func TestStalledBodyTimesOut(t *testing.T) {
 		t.Fatalf("left behind: %v", files)
 	}
 }
+
+func TestOversizedCompleteDocumentIsRefusedBeforeItIsRead(t *testing.T) {
+	f := newFixture(t, config.Upload{})
+	body := &recordingBody{r: bytes.NewReader(make([]byte, maxCompleteBody+1))}
+	resp, out := f.do(t, "POST", "/b/alice/x?uploadId=abc", "alice", body, maxCompleteBody+1, map[string]string{"Expect": "100-continue"})
+	if resp.StatusCode != 400 || errorCode(t, out) != "MaxMessageLengthExceeded" {
+		t.Fatalf("got %d %s", resp.StatusCode, out)
+	}
+	if body.read.Load() {
+		t.Fatal("the document was sent although it was refused")
+	}
+}

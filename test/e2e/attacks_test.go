@@ -590,7 +590,7 @@ func TestAttackMultipartForgery(t *testing.T) {
 		{"not XML", []byte("{\"parts\": [1, 2]}"), 400, "MalformedXML"},
 		{"entity expansion", []byte(laughs), 400, "MalformedXML"},
 		{"external entity", []byte(external), 400, "MalformedXML"},
-		{"5 MiB document", huge, 400, "MalformedXML"},
+		{"5 MiB document", huge, 400, "MaxMessageLengthExceeded"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -275,6 +275,10 @@ func (s *Store) partTimeout(size int64) time.Duration {
 // uploadBuffered sends a buffered part, retrying it; a spooled part goes
 // out by sendfile when the stack allows (zerocopy.go).
 func (s *Store) uploadBuffered(ctx context.Context, key, id string, pn int32, buf *partBuffer) (string, backend.Checksum, error) {
+	return s.uploadBufferedWith(ctx, key, id, pn, buf, backend.Integrity{})
+}
+
+func (s *Store) uploadBufferedWith(ctx context.Context, key, id string, pn int32, buf *partBuffer, ig backend.Integrity) (string, backend.Checksum, error) {
 	var out *s3.UploadPartOutput
 	var fb *fileBody
 	err := s.retry(ctx, "UploadPart", func(ctx context.Context) error {
@@ -284,7 +288,7 @@ func (s *Store) uploadBuffered(ctx context.Context, key, id string, pn int32, bu
 		if err != nil {
 			return err
 		}
-		input := s.uploadPartInput(key, id, pn, buf.size, backend.Integrity{})
+		input := s.uploadPartInput(key, id, pn, buf.size, ig)
 		if buf.size > 0 {
 			input.Body = r
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
+	"github.com/mizuchi-uploadr/mizuchi/internal/checksum"
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api/s3err"
 	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
@@ -259,6 +261,9 @@ func (s *Store) create(ctx context.Context, key string, md backend.Metadata, alg
 // UploadPart streams one client part to the store (no retry: the body
 // cannot be replayed).
 func (s *Store) UploadPart(ctx context.Context, in *backend.UploadPartInput) (*backend.UploadPartOutput, error) {
+	if cs := in.Integrity.Checksum; cs.Algorithm != "" && cs.Value == "" && in.Size > 0 && checksum.New(cs.Algorithm) != nil {
+		return s.uploadPartTrailing(ctx, in)
+	}
 	etag, cs, err := s.uploadStreamed(ctx, in.Key, in.UploadID, in.PartNumber, in.Body, in.Size, in.Integrity)
 	if err != nil {
 		return nil, err
@@ -447,3 +452,31 @@ var (
 	_ backend.Checker = (*Store)(nil)
 	_ backend.Closer  = (*Store)(nil)
 )
+
+// uploadPartTrailing handles a part whose checksum the client sends after
+// the body (an aws-chunked trailer): a store upload created with a
+// checksum algorithm refuses a part without that checksum in its headers,
+// so the part is buffered (memory budget, else spool_dir) while hashed,
+// then sent with the checksum. The handler's decoder has verified the
+// trailer against the same bytes by the time the buffer is full.
+func (s *Store) uploadPartTrailing(ctx context.Context, in *backend.UploadPartInput) (*backend.UploadPartOutput, error) {
+	alg := in.Integrity.Checksum.Algorithm
+	h := checksum.New(alg)
+	ig := in.Integrity
+	ig.Checksum = backend.Checksum{}
+	src := newSource(io.TeeReader(in.Body, h), ig)
+	buf, err := fillPart(ctx, s.opts.Memory, s.opts.Upload.SpoolDir, src, in.Size)
+	if err != nil {
+		return nil, s.errs.mapErr(ctx, err)
+	}
+	defer buf.release()
+	if err := src.finish(); err != nil {
+		return nil, s.errs.mapErr(ctx, err)
+	}
+	sum := backend.Checksum{Algorithm: alg, Value: checksum.Encode(h.Sum(nil))}
+	etag, cs, err := s.uploadBufferedWith(ctx, in.Key, in.UploadID, in.PartNumber, buf, backend.Integrity{Checksum: sum})
+	if err != nil {
+		return nil, err
+	}
+	return &backend.UploadPartOutput{ETag: etag, Checksum: cs}, nil
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"errors"
+	"hash/crc32"
 	"testing"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
@@ -146,4 +147,37 @@ func TestCheckReportsReachability(t *testing.T) {
 	if !errors.Is(err, s3err.ErrServiceUnavailable) {
 		t.Fatalf("Check on a dead endpoint: %v, want ServiceUnavailable", err)
 	}
+}
+
+// A client that names the part checksum algorithm but sends the value in
+// an aws-chunked trailer still gets the part into an upload created with
+// that algorithm: the backend computes the checksum and sends it along.
+func TestTrailingChecksumPartsReachAChecksumUpload(t *testing.T) {
+	e := startEnv(t)
+	s := e.store(t, e.gw.Endpoint, nil)
+	ctx := ctxT(t)
+	c, err := s.CreateMultipartUpload(ctx, &backend.CreateMultipartUploadInput{Key: "trailing.bin", ChecksumAlgorithm: "CRC32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, p2 := randBytes(5<<20), randBytes(777)
+	var parts []backend.CompletedPart
+	for i, b := range [][]byte{p1, p2} {
+		out, err := s.UploadPart(ctx, &backend.UploadPartInput{Key: "trailing.bin", UploadID: c.UploadID,
+			PartNumber: int32(i + 1), Body: bytes.NewReader(b), Size: int64(len(b)),
+			Integrity: backend.Integrity{Checksum: backend.Checksum{Algorithm: "CRC32"}}})
+		if err != nil {
+			t.Fatalf("UploadPart %d: %v", i+1, err)
+		}
+		h := crc32.NewIEEE()
+		h.Write(b)
+		if want := base64.StdEncoding.EncodeToString(h.Sum(nil)); out.Checksum.Value != want {
+			t.Fatalf("part %d checksum %q, want %q", i+1, out.Checksum.Value, want)
+		}
+		parts = append(parts, backend.CompletedPart{PartNumber: int32(i + 1), ETag: out.ETag, Checksum: out.Checksum})
+	}
+	if _, err := s.CompleteMultipartUpload(ctx, &backend.CompleteMultipartUploadInput{Key: "trailing.bin", UploadID: c.UploadID, Parts: parts}); err != nil {
+		t.Fatal(err)
+	}
+	assertStored(t, e, "trailing.bin", append(append([]byte{}, p1...), p2...))
 }

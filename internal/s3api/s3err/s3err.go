@@ -95,6 +95,7 @@ var (
 	ErrInvalidRequest                    = def("InvalidRequest", http.StatusBadRequest, "Invalid Request")
 	ErrInvalidToken                      = def("InvalidToken", http.StatusBadRequest, "The provided token is malformed or otherwise invalid.")
 	ErrKeyTooLong                        = def("KeyTooLongError", http.StatusBadRequest, "Your key is too long.")
+	ErrMaxMessageLengthExceeded          = def("MaxMessageLengthExceeded", http.StatusBadRequest, "Your request was too big.")
 	ErrMetadataTooLarge                  = def("MetadataTooLarge", http.StatusBadRequest, "Your metadata headers exceed the maximum allowed metadata size.")
 	ErrMalformedXML                      = def("MalformedXML", http.StatusBadRequest, "The XML you provided was not well-formed or did not validate against our published schema.")
 	ErrMethodNotAllowed                  = def("MethodNotAllowed", http.StatusMethodNotAllowed, "The specified method is not allowed against this resource.")
