@@ -299,7 +299,12 @@ func (l *fltLeaks) check(t *testing.T) {
 
 // fltUniqueKey names a scenario's object.
 func fltUniqueKey(t *testing.T) string {
-	return strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()) + ".bin"
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
+			return r
+		}
+		return '_'
+	}, t.Name()) + ".bin"
 }
 
 // fltRawPut starts a PUT on a raw connection, writes sent bytes of a
@@ -319,28 +324,34 @@ func fltRawPut(t *testing.T, m *Mizuchi, path string, size int, sent []byte) *ne
 	return c.(*net.TCPConn)
 }
 
-// fltTCPEnv is Mizuchi with buckets single (PutObject), mp1 and mp4
+// fltEnv is Mizuchi with buckets single (PutObject), mp1 and mp4
 // (auto-multipart with 1 and 4 concurrent parts) on a versitygw behind a
-// TCP fault proxy.
-type fltTCPEnv struct {
+// TCP fault proxy, and the same three as hsingle, hmp1 and hmp4 behind an
+// HTTP error injector.
+type fltEnv struct {
 	gw    *versitygw.Server
 	tcp   *faultproxy.TCP
+	hp    *faultproxy.HTTP
 	m     *Mizuchi
 	c     *fltClient
 	leaks *fltLeaks
 }
 
-func fltStartTCP(t *testing.T) *fltTCPEnv {
+func fltStart(t *testing.T) *fltEnv {
 	t.Helper()
 	gw := versitygw.Start(t)
 	gw.CreateBucket(t, fltStore)
 	tcp := faultproxy.StartTCP(t, gw.Addr)
+	hp := faultproxy.StartHTTP(t, gw.Addr)
 	ep := "http://" + tcp.Addr
 	m := startMizuchi(t, fltConfig(gw, "",
 		fltBucket{name: "single", endpoint: ep},
 		fltBucket{name: "mp1", endpoint: ep, conc: 1},
-		fltBucket{name: "mp4", endpoint: ep, conc: 4}))
-	e := &fltTCPEnv{gw: gw, tcp: tcp, m: m, c: fltS3(t, m)}
+		fltBucket{name: "mp4", endpoint: ep, conc: 4},
+		fltBucket{name: "hsingle", endpoint: hp.URL},
+		fltBucket{name: "hmp1", endpoint: hp.URL, conc: 1},
+		fltBucket{name: "hmp4", endpoint: hp.URL, conc: 4}))
+	e := &fltEnv{gw: gw, tcp: tcp, hp: hp, m: m, c: fltS3(t, m)}
 	e.warmUp(t)
 	e.leaks = fltBaseline(t, m, e.c)
 	return e
@@ -348,13 +359,13 @@ func fltStartTCP(t *testing.T) *fltTCPEnv {
 
 // warmUp uploads through every bucket so that pools and caches are in
 // their steady state before the baseline.
-func (e *fltTCPEnv) warmUp(t *testing.T) {
+func (e *fltEnv) warmUp(t *testing.T) {
 	t.Helper()
 	ctx := fltCtx(t)
 	for _, up := range []struct {
 		bucket string
 		size   int
-	}{{"single", fltSmall}, {"mp1", fltLarge}, {"mp4", fltLarge}} {
+	}{{"single", fltSmall}, {"mp1", fltLarge}, {"mp4", fltLarge}, {"hsingle", fltSmall}, {"hmp1", fltLarge}, {"hmp4", fltLarge}} {
 		body := randomBytes(t, up.size)
 		key := "warm-up/" + up.bucket
 		if err := fltPut(ctx, e.c, up.bucket, key, body); err != nil {
@@ -370,7 +381,7 @@ func (e *fltTCPEnv) warmUp(t *testing.T) {
 // part is retried and the upload succeeds.
 func TestFaultBackendResetsMidBody(t *testing.T) {
 	t.Parallel()
-	e := fltStartTCP(t)
+	e := fltStart(t)
 	reset := func(after int64) {
 		e.tcp.Arm(faultproxy.Fault{Action: faultproxy.Reset, AfterBytes: after, Times: 1})
 	}
@@ -446,6 +457,228 @@ func TestFaultBackendResetsMidBody(t *testing.T) {
 		}
 		fltAssertStored(t, e.gw, key, part)
 		fltAssertClean(t, e.gw, "never-written")
+		e.leaks.check(t)
+	})
+}
+
+// fltStoreRequests counts the requests for key the HTTP injector saw
+// that match.
+func fltStoreRequests(hp *faultproxy.HTTP, key string, match func(faultproxy.Recorded) bool) int {
+	n := 0
+	for _, r := range hp.Requests() {
+		if strings.Contains(r.URL, "/"+fltStore+"/"+key) && match(r) {
+			n++
+		}
+	}
+	return n
+}
+
+func fltIsPart(r *http.Request) bool   { return r.URL.Query().Has("partNumber") }
+func fltIsCreate(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Query().Has("uploads") }
+func fltIsComplete(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Query().Has("uploadId")
+}
+func fltIsPut(r *http.Request) bool { return r.Method == http.MethodPut && !fltIsPart(r) }
+
+// TestFaultBackendErrors answers store calls with 500 InternalError and
+// 503 SlowDown. Replayable calls (Create, Complete, buffered parts) are
+// retried and the upload succeeds; a streamed body is never replayed, so
+// the client gets the store's error; an upload that fails is aborted.
+func TestFaultBackendErrors(t *testing.T) {
+	t.Parallel()
+	e := fltStart(t)
+	type want struct {
+		code   string // "" for success
+		status int
+	}
+	cases := []struct {
+		name   string
+		bucket string
+		size   int
+		inj    faultproxy.Injection
+		want   want
+		// calls is how many store requests of the injected kind the
+		// upload made (1: not retried).
+		calls int
+	}{
+		{name: "500 on a streamed PutObject is not retried", bucket: "hsingle", size: fltSmall,
+			inj: faultproxy.Injection{Match: fltIsPut, Times: 1, Status: 500, Code: "InternalError", DrainBody: true},
+			want: want{"InternalError", 500}, calls: 1},
+		{name: "503 SlowDown on a streamed PutObject", bucket: "hsingle", size: fltSmall,
+			inj: faultproxy.Injection{Match: fltIsPut, Times: 1, Status: 503, Code: "SlowDown", DrainBody: true},
+			want: want{"SlowDown", 503}, calls: 1},
+		{name: "500 on a streamed part is not retried", bucket: "hmp1", size: fltLarge,
+			inj: faultproxy.Injection{Match: fltIsPart, Times: 1, Status: 500, Code: "InternalError", DrainBody: true},
+			want: want{"InternalError", 500}, calls: 1},
+		{name: "500 on buffered parts then success", bucket: "hmp4", size: fltLarge,
+			inj:   faultproxy.Injection{Match: fltIsPart, Times: 2, Status: 500, Code: "InternalError", DrainBody: true},
+			calls: 3 + 2},
+		{name: "persistent 500 on buffered parts gives up and aborts", bucket: "hmp4", size: fltLarge,
+			inj:  faultproxy.Injection{Match: fltIsPart, Status: 500, Code: "InternalError", DrainBody: true},
+			want: want{"InternalError", 500}, calls: -1},
+		{name: "500 on create and complete of auto-multipart then success", bucket: "hmp1", size: fltLarge,
+			inj:   faultproxy.Injection{Match: func(r *http.Request) bool { return r.Method == http.MethodPost }, Times: 2, Status: 500, Code: "InternalError"},
+			calls: 2 + 2},
+		{name: "503 SlowDown on create of auto-multipart until attempts run out", bucket: "hmp1", size: fltLarge,
+			inj:  faultproxy.Injection{Match: fltIsCreate, Status: 503, Code: "SlowDown"},
+			want: want{"SlowDown", 503}, calls: 5},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			key := fltUniqueKey(t)
+			body := randomBytes(t, tc.size)
+			e.hp.Inject(tc.inj)
+			t.Cleanup(e.hp.Clear)
+			start := time.Now()
+			err := fltPut(fltCtx(t), e.c, tc.bucket, key, body)
+			t.Logf("took %v, %d injected: %v", time.Since(start).Round(time.Millisecond), e.hp.Injected(), err)
+			e.hp.Clear()
+			kind := func(r faultproxy.Recorded) bool {
+				req, _ := http.NewRequest(r.Method, r.URL, nil)
+				return tc.inj.Match(req)
+			}
+			if n := fltStoreRequests(e.hp, key, kind); tc.calls > 0 && n != tc.calls {
+				t.Errorf("the store saw %d requests of the injected kind, want %d", n, tc.calls)
+			}
+			if tc.want.code == "" {
+				if err != nil {
+					t.Fatalf("PutObject: %v", err)
+				}
+				fltAssertStored(t, e.gw, key, body)
+				fltAssertClean(t, e.gw, "never-written")
+			} else {
+				fltWantErr(t, err, tc.want.code, tc.want.status)
+				fltAssertClean(t, e.gw, key)
+			}
+			e.leaks.check(t)
+		})
+	}
+
+	// The client's own multipart calls.
+	t.Run("500 on CreateMultipartUpload and 503 SlowDown on Complete are retried", func(t *testing.T) {
+		ctx := fltCtx(t)
+		key := fltUniqueKey(t)
+		e.hp.Inject(faultproxy.Injection{Match: fltIsCreate, Times: 2, Status: 500, Code: "InternalError"})
+		t.Cleanup(e.hp.Clear)
+		cr, err := e.c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("hsingle"), Key: aws.String(key)})
+		if err != nil {
+			t.Fatalf("CreateMultipartUpload: %v", err)
+		}
+		if e.hp.Injected() != 2 {
+			t.Fatalf("%d errors injected", e.hp.Injected())
+		}
+		part := randomBytes(t, fltSmall)
+		up, err := e.c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("hsingle"), Key: aws.String(key), UploadId: cr.UploadId,
+			PartNumber: aws.Int32(1), Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part)))})
+		if err != nil {
+			t.Fatalf("UploadPart: %v", err)
+		}
+		e.hp.Inject(faultproxy.Injection{Match: fltIsComplete, Times: 2, Status: 503, Code: "SlowDown"})
+		_, err = e.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("hsingle"), Key: aws.String(key), UploadId: cr.UploadId,
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: up.ETag}}}})
+		if err != nil {
+			t.Fatalf("CompleteMultipartUpload: %v", err)
+		}
+		if e.hp.Injected() != 2 {
+			t.Fatalf("%d errors injected", e.hp.Injected())
+		}
+		fltAssertStored(t, e.gw, key, part)
+		fltAssertClean(t, e.gw, "never-written")
+		e.leaks.check(t)
+	})
+
+	t.Run("503 SlowDown on a client's UploadPart", func(t *testing.T) {
+		ctx := fltCtx(t)
+		key := fltUniqueKey(t)
+		cr, err := e.c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("hsingle"), Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.hp.Inject(faultproxy.Injection{Match: fltIsPart, Times: 1, Status: 503, Code: "SlowDown", DrainBody: true})
+		t.Cleanup(e.hp.Clear)
+		part := randomBytes(t, fltSmall)
+		_, err = e.c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("hsingle"), Key: aws.String(key), UploadId: cr.UploadId,
+			PartNumber: aws.Int32(1), Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part)))})
+		fltWantErr(t, err, "SlowDown", http.StatusServiceUnavailable)
+		if n := fltStoreRequests(e.hp, key, func(r faultproxy.Recorded) bool { return strings.Contains(r.URL, "partNumber=") }); n != 1 {
+			t.Errorf("the part was sent %d times", n)
+		}
+		if parts := fltParts(t, e.gw, key, *cr.UploadId); len(parts) != 0 {
+			t.Fatalf("the store kept %d parts", len(parts))
+		}
+		if _, err := e.c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String("hsingle"), Key: aws.String(key), UploadId: cr.UploadId}); err != nil {
+			t.Fatalf("AbortMultipartUpload: %v", err)
+		}
+		fltAssertClean(t, e.gw, key)
+		e.leaks.check(t)
+	})
+}
+
+// fltWaitLogged waits until Mizuchi logged the end of a request for key.
+func fltWaitLogged(t *testing.T, m *Mizuchi, key string) {
+	t.Helper()
+	waitFor(t, "the request for "+key+" to end", func() bool {
+		for _, line := range strings.Split(m.Proc.Output(), "\n") {
+			if strings.Contains(line, `"msg":"request"`) && strings.Contains(line, `"key":"`+key+`"`) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestFaultClientDisconnectsMidBody resets the client's connection in the
+// middle of a body: the store upload is aborted (or its streamed body
+// reset), so no partial object and no upload of Mizuchi's is left.
+func TestFaultClientDisconnectsMidBody(t *testing.T) {
+	t.Parallel()
+	e := fltStart(t)
+	cases := []struct {
+		name   string
+		bucket string
+		size   int
+		sent   int
+	}{
+		{name: "single put", bucket: "single", size: fltSmall, sent: 4 << 20},
+		{name: "auto-multipart, 1 concurrent part", bucket: "mp1", size: fltLarge, sent: 8 << 20},
+		{name: "auto-multipart, 4 concurrent parts", bucket: "mp4", size: fltLarge, sent: 8 << 20},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			key := fmt.Sprintf("disconnect-%d.bin", i)
+			c := fltRawPut(t, e.m, "/"+tc.bucket+"/"+key, tc.size, randomBytes(t, tc.sent))
+			// Let the bytes reach the store before the client goes.
+			time.Sleep(300 * time.Millisecond)
+			_ = c.SetLinger(0)
+			_ = c.Close()
+			fltWaitLogged(t, e.m, key)
+			fltAssertClean(t, e.gw, key)
+			e.leaks.check(t)
+		})
+	}
+
+	t.Run("client-driven UploadPart", func(t *testing.T) {
+		ctx := fltCtx(t)
+		key := "disconnect-part.bin"
+		cr, err := e.c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("single"), Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := fltRawPut(t, e.m, "/single/"+key+"?partNumber=1&uploadId="+*cr.UploadId, fltSmall, randomBytes(t, 4<<20))
+		time.Sleep(300 * time.Millisecond)
+		_ = c.SetLinger(0)
+		_ = c.Close()
+		waitFor(t, "the UploadPart to end", func() bool {
+			return strings.Contains(e.m.Proc.Output(), `"operation":"UploadPart","status":`) &&
+				strings.Count(e.m.Proc.Output(), `"key":"`+key+`"`) >= 2
+		})
+		if parts := fltParts(t, e.gw, key, *cr.UploadId); len(parts) != 0 {
+			t.Fatalf("the store kept %d parts (%d bytes) of the cut UploadPart", len(parts), aws.ToInt64(parts[0].Size))
+		}
+		if _, err := e.c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String("single"), Key: aws.String(key), UploadId: cr.UploadId}); err != nil {
+			t.Fatalf("AbortMultipartUpload: %v", err)
+		}
+		fltAssertClean(t, e.gw, key)
 		e.leaks.check(t)
 	})
 }
