@@ -473,8 +473,10 @@ func fltStoreRequests(hp *faultproxy.HTTP, key string, match func(faultproxy.Rec
 	return n
 }
 
-func fltIsPart(r *http.Request) bool   { return r.URL.Query().Has("partNumber") }
-func fltIsCreate(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Query().Has("uploads") }
+func fltIsPart(r *http.Request) bool { return r.URL.Query().Has("partNumber") }
+func fltIsCreate(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Query().Has("uploads")
+}
 func fltIsComplete(r *http.Request) bool {
 	return r.Method == http.MethodPost && r.URL.Query().Has("uploadId")
 }
@@ -502,13 +504,13 @@ func TestFaultBackendErrors(t *testing.T) {
 		calls int
 	}{
 		{name: "500 on a streamed PutObject is not retried", bucket: "hsingle", size: fltSmall,
-			inj: faultproxy.Injection{Match: fltIsPut, Times: 1, Status: 500, Code: "InternalError", DrainBody: true},
+			inj:  faultproxy.Injection{Match: fltIsPut, Times: 1, Status: 500, Code: "InternalError", DrainBody: true},
 			want: want{"InternalError", 500}, calls: 1},
 		{name: "503 SlowDown on a streamed PutObject", bucket: "hsingle", size: fltSmall,
-			inj: faultproxy.Injection{Match: fltIsPut, Times: 1, Status: 503, Code: "SlowDown", DrainBody: true},
+			inj:  faultproxy.Injection{Match: fltIsPut, Times: 1, Status: 503, Code: "SlowDown", DrainBody: true},
 			want: want{"SlowDown", 503}, calls: 1},
 		{name: "500 on a streamed part is not retried", bucket: "hmp1", size: fltLarge,
-			inj: faultproxy.Injection{Match: fltIsPart, Times: 1, Status: 500, Code: "InternalError", DrainBody: true},
+			inj:  faultproxy.Injection{Match: fltIsPart, Times: 1, Status: 500, Code: "InternalError", DrainBody: true},
 			want: want{"InternalError", 500}, calls: 1},
 		{name: "500 on buffered parts then success", bucket: "hmp4", size: fltLarge,
 			inj:   faultproxy.Injection{Match: fltIsPart, Times: 2, Status: 500, Code: "InternalError", DrainBody: true},
