@@ -42,7 +42,7 @@ machine_note() { echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) CPUs, load a
 AK=benchkey$RANDOM; SK=benchsecret$RANDOM$RANDOM
 GW_PORT=$(free_port)
 mkdir -p "$work/gw/store" "$work/spool" "$work/fs"
-versitygw --port 127.0.0.1:$GW_PORT --access "$AK" --secret "$SK" --quiet posix "$work/gw" >"$work/gw.log" 2>&1 &
+versitygw --port 127.0.0.1:$GW_PORT --access "$AK" --secret "$SK" --keep-alive --quiet posix "$work/gw" >"$work/gw.log" 2>&1 &
 pids+=($!)
 wait_port "$GW_PORT"
 
@@ -96,10 +96,15 @@ YAML
 	wait_port "$port" || { cat "$work/$name.log" >&2; return 1; }
 }
 
-# stop_mizuchi NAME: SIGINT (graceful) and wait.
+# stop_mizuchi NAME: SIGINT (graceful) to Mizuchi and wait. GNU time
+# ignores SIGINT itself, so under time the signal goes to its child.
 stop_mizuchi() {
-	local pid_var=${1}_PID
-	kill -INT "${!pid_var}" 2>/dev/null || true
+	local pid_var=${1}_PID target
+	target=${!pid_var}
+	if [ "$(cat /proc/"$target"/comm 2>/dev/null)" = time ]; then
+		target=$(pgrep -P "$target" || echo "$target")
+	fi
+	kill -INT "$target" 2>/dev/null || true
 	wait "${!pid_var}" 2>/dev/null || true
 }
 
