@@ -22,13 +22,11 @@ const (
 	OpListParts               Operation = "ListParts"
 	OpHeadBucket              Operation = "HeadBucket"
 	OpGetBucketLocation       Operation = "GetBucketLocation"
+	// OpCreateBucket on a configured bucket is answered, as S3 answers
+	// its owner, BucketAlreadyOwnedByYou: clients that create the bucket
+	// before uploading (rclone, s3cmd mb) then go on.
+	OpCreateBucket Operation = "CreateBucket"
 )
-
-// IsUpload reports whether op writes or manages an upload (and so needs
-// authorization), as opposed to a bucket probe.
-func (op Operation) IsUpload() bool {
-	return op != OpHeadBucket && op != OpGetBucketLocation
-}
 
 // objectSubresources are query parameters that select an object
 // sub-resource or another object operation S3 knows; requests carrying
@@ -148,7 +146,7 @@ func classifyBucket(method string, q url.Values) (Request, error) {
 		return Request{}, notImplemented("POST on a bucket")
 	case http.MethodPut:
 		if len(q) == 0 {
-			return Request{}, s3err.ErrMethodNotAllowed.WithMessage("Creating buckets is not allowed through this endpoint.")
+			return Request{Op: OpCreateBucket}, nil
 		}
 		return Request{}, notImplemented("bucket configuration")
 	}

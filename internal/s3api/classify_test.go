@@ -57,7 +57,7 @@ func TestClassify(t *testing.T) {
 		{name: "GetBucketAcl", method: "GET", query: "acl", wantErr: s3err.ErrNotImplemented},
 		{name: "DeleteObjects", method: "POST", query: "delete", wantErr: s3err.ErrMethodNotAllowed},
 		{name: "DeleteBucket", method: "DELETE", wantErr: s3err.ErrMethodNotAllowed},
-		{name: "CreateBucket", method: "PUT", wantErr: s3err.ErrMethodNotAllowed},
+		{name: "CreateBucket", method: "PUT", want: Request{Op: OpCreateBucket}},
 		{name: "PutBucketPolicy", method: "PUT", query: "policy", wantErr: s3err.ErrNotImplemented},
 		{name: "POST policy upload", method: "POST", wantErr: s3err.ErrNotImplemented},
 	}

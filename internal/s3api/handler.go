@@ -277,6 +277,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error 
 			region = "" // S3 answers an empty constraint for us-east-1
 		}
 		return writeXML(w, http.StatusOK, locationConstraint{Xmlns: s3Namespace, Region: region})
+	case OpCreateBucket:
+		return s3err.ErrBucketAlreadyOwnedByYou
 	}
 
 	if req.Op == OpPutObject || req.Op == OpUploadPart {

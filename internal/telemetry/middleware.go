@@ -184,7 +184,7 @@ func SetRoute(ctx context.Context, bucket, operation string) {
 
 func bucketLevel(operation string) bool {
 	switch operation {
-	case "HeadBucket", "GetBucketLocation":
+	case "HeadBucket", "GetBucketLocation", "CreateBucket":
 		return true
 	}
 	return false

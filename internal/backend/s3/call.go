@@ -21,10 +21,11 @@ const (
 	modeBuffered = "buffered"
 )
 
-// call runs one store request: a client span, the backend metrics, and
-// the translation of its error.
+// call runs one store request: a span for the S3 operation (internal: the
+// HTTP client span of each attempt sits below it), the backend metrics,
+// and the translation of its error.
 func (s *Store) call(ctx context.Context, op string, fn func(context.Context) error) error {
-	sctx, span := s.tracer.Start(ctx, "S3."+op, trace.WithSpanKind(trace.SpanKindClient),
+	sctx, span := s.tracer.Start(ctx, "S3."+op, trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(
 			attribute.String("rpc.system", "aws-api"),
 			attribute.String("rpc.service", "S3"),

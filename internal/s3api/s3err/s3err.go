@@ -81,6 +81,7 @@ func def(code string, status int, msg string) *Error {
 // The error table. Messages follow S3's wording where S3 has one.
 var (
 	ErrAccessDenied                      = def("AccessDenied", http.StatusForbidden, "Access Denied")
+	ErrBucketAlreadyOwnedByYou           = def("BucketAlreadyOwnedByYou", http.StatusConflict, "Your previous request to create the named bucket succeeded and you already own it.")
 	ErrBadDigest                         = def("BadDigest", http.StatusBadRequest, "The Content-MD5 or checksum you specified did not match what we received.")
 	ErrEntityTooLarge                    = def("EntityTooLarge", http.StatusBadRequest, "Your proposed upload exceeds the maximum allowed object size.")
 	ErrEntityTooSmall                    = def("EntityTooSmall", http.StatusBadRequest, "Your proposed upload is smaller than the minimum allowed object size.")
