@@ -43,5 +43,6 @@ USER 65532:65532
 EXPOSE 8080 9090
 # Objects of filesystem buckets, and spooled parts (upload.spool_dir defaults to $TMPDIR).
 VOLUME ["/var/lib/mizuchi", "/tmp"]
+HEALTHCHECK --interval=30s --timeout=5s CMD ["/usr/local/bin/mizuchi", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/mizuchi"]
 CMD ["serve"]

@@ -29,6 +29,7 @@ Usage:
   mizuchi [serve] [--config FILE]   run the proxy
   mizuchi validate --config FILE    check a configuration and print a summary
   mizuchi version                   print version, commit and Go version
+  mizuchi healthcheck [--url URL]   exit 0 when the health endpoint answers 200
   mizuchi upload [flags] FILE... URL upload files (mizuchi upload -h)
   mizuchi token --sub S [...]       mint a JWT for testing (mizuchi token -h)
 
@@ -54,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintf(stdout, "mizuchi %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
+	case "healthcheck":
+		return runHealthcheck(args, stdout, stderr)
 	case "upload":
 		return runUpload(args, stdout, stderr, os.LookupEnv)
 	case "token":
