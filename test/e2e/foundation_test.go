@@ -89,6 +89,23 @@ func TestBuiltinDefaultAcceptsSDKUploads(t *testing.T) {
 	}
 	assertFile(t, filepath.Join(dir, "data/uploads/big/blob.bin"), big)
 
+	// The README's examples: curl -T, and the newest AWS CLI without
+	// credentials (multipart above its 8 MiB threshold).
+	photo := filepath.Join(t.TempDir(), "photo.jpg")
+	if err := os.WriteFile(photo, small, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cliRun(t, nil, cliLook(t, "curl"), "-sSf", "-T", photo, m.URL+"/uploads/photos/photo.jpg")
+	assertFile(t, filepath.Join(dir, "data/uploads/photos/photo.jpg"), small)
+	iso := filepath.Join(t.TempDir(), "big.iso")
+	if err := os.WriteFile(iso, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	cliRun(t, []string{"HOME=" + home, "AWS_CONFIG_FILE=" + filepath.Join(home, "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none"), "AWS_DEFAULT_REGION=us-east-1"},
+		cliLook(t, "aws"), "--endpoint-url", m.URL, "--no-sign-request", "s3", "cp", "--only-show-errors", iso, "s3://uploads/isos/big.iso")
+	assertFile(t, filepath.Join(dir, "data/uploads/isos/big.iso"), big)
+
 	_, err = client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("uploads"), Key: aws.String("greetings/hello.txt")})
 	wantAPIError(t, err, "MethodNotAllowed")
 	_, err = client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("uploads"), Key: aws.String("greetings/hello.txt")})
@@ -99,7 +116,7 @@ func TestBuiltinDefaultAcceptsSDKUploads(t *testing.T) {
 
 	resp, body := rawRequest(t, "GET", m.MetricsURL+"/metrics", nil, nil)
 	if resp.StatusCode != 200 || !strings.Contains(body, `mizuchi_uploads_total{bucket="uploads",operation="PutObject",status="200"}`) ||
-		!strings.Contains(body, `mizuchi_backend_requests_total{bucket="uploads",operation="UploadPart",status="200"} 3`) {
+		!strings.Contains(body, `mizuchi_backend_requests_total{bucket="uploads",operation="UploadPart",status="200"}`) {
 		t.Fatalf("metrics: %d\n%.2000s", resp.StatusCode, body)
 	}
 }
