@@ -198,9 +198,18 @@ type OpenFGA struct {
 	Objects []string `yaml:"objects"`
 	// ContextualTuples are sent with every check (templates allowed).
 	ContextualTuples []Tuple `yaml:"contextual_tuples"`
-	TimeoutSeconds   int     `yaml:"timeout_seconds"`
-	CacheTTLSeconds  int     `yaml:"cache_ttl_seconds"`
-	CacheMaxEntries  int     `yaml:"cache_max_entries"`
+	// APIToken is OpenFGA's preshared key, sent as "Authorization: Bearer
+	// <token>" on every call. Secret: never printed.
+	APIToken string `yaml:"api_token"`
+	// TLS makes the grpc transport use TLS; for http the scheme of URL
+	// decides.
+	TLS bool `yaml:"tls"`
+	// CAFile is a PEM bundle trusted instead of the system roots (grpc
+	// with TLS, or an https URL).
+	CAFile          string `yaml:"ca_file"`
+	TimeoutSeconds  int    `yaml:"timeout_seconds"`
+	CacheTTLSeconds int    `yaml:"cache_ttl_seconds"`
+	CacheMaxEntries int    `yaml:"cache_max_entries"`
 }
 
 // Tuple is an OpenFGA relationship tuple.

@@ -1,11 +1,13 @@
 package config
 
 import (
+	"crypto/x509"
 	"fmt"
 	"mime"
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -470,6 +472,52 @@ func (k *checker) openfga(f *OpenFGA, p string) {
 	k.atLeast(p+".timeout_seconds", f.TimeoutSeconds, 1)
 	k.atLeast(p+".cache_ttl_seconds", f.CacheTTLSeconds, 0)
 	k.atLeast(p+".cache_max_entries", f.CacheMaxEntries, 0)
+	k.openfgaConnection(f, p)
+}
+
+// openfgaConnection checks tls, ca_file and api_token. The token itself
+// is never quoted.
+func (k *checker) openfgaConnection(f *OpenFGA, p string) {
+	// secure: the connection is encrypted; host: where it goes; known:
+	// the url parsed, so the checks below mean something.
+	var secure, known bool
+	var host string
+	switch f.Transport {
+	case "grpc":
+		secure = f.TLS
+		if h, _, err := net.SplitHostPort(f.URL); err == nil {
+			host, known = h, true
+		}
+	case "http":
+		if f.TLS {
+			k.errf(p+".tls", "only for the grpc transport; over http the url decides: use an https:// url")
+		}
+		if u, err := url.Parse(f.URL); err == nil && u.Host != "" {
+			secure, host, known = u.Scheme == "https", u.Hostname(), true
+		}
+	}
+	if f.CAFile != "" {
+		if known && !secure {
+			if f.Transport == "http" {
+				k.errf(p+".ca_file", "only for an https:// url")
+			} else {
+				k.errf(p+".ca_file", "only with tls: true")
+			}
+		}
+		if pem, err := os.ReadFile(f.CAFile); err != nil {
+			k.errf(p+".ca_file", "cannot be read: %v", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			k.errf(p+".ca_file", "%s holds no PEM certificate", f.CAFile)
+		}
+	}
+	if f.APIToken != "" {
+		if strings.IndexFunc(f.APIToken, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+			k.errf(p+".api_token", "must not contain spaces or control characters")
+		}
+		if known && !secure && !isLoopbackHost(host) {
+			k.warnf(p+".api_token", "sent in plaintext to %s: use tls: true (grpc) or an https:// url (http)", host)
+		}
+	}
 }
 
 // fgaTemplate checks an OpenFGA user/relation/object template: known
