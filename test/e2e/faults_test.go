@@ -43,6 +43,8 @@ type fltBucket struct {
 	endpoint string // http://host:port of the store (a proxy)
 	conc     int    // concurrent_parts
 	extra    string // more YAML under the bucket (auth, authz), indented 4
+	// threshold and partSize override 8MiB and 5MiB.
+	threshold, partSize string
 }
 
 // fltConfig is a Mizuchi configuration with the given S3 buckets, all on
@@ -65,6 +67,10 @@ logging:
 		if conc == 0 {
 			conc = 1
 		}
+		threshold, partSize := "8MiB", "5MiB"
+		if bk.threshold != "" {
+			threshold, partSize = bk.threshold, bk.partSize
+		}
 		fmt.Fprintf(&b, `  - name: %[1]s
     path_prefix: /%[1]s
     s3:
@@ -75,10 +81,10 @@ logging:
       access_key: %[4]s
       secret_key: %[5]s
     upload:
-      multipart_threshold: 8MiB
-      part_size: 5MiB
+      multipart_threshold: %[8]s
+      part_size: %[9]s
       concurrent_parts: %[6]d
-%[7]s`, bk.name, fltStore, bk.endpoint, gw.AccessKey, gw.SecretKey, conc, bk.extra)
+%[7]s`, bk.name, fltStore, bk.endpoint, gw.AccessKey, gw.SecretKey, conc, bk.extra, threshold, partSize)
 	}
 	return b.String()
 }
@@ -683,4 +689,105 @@ func TestFaultClientDisconnectsMidBody(t *testing.T) {
 		fltAssertClean(t, e.gw, key)
 		e.leaks.check(t)
 	})
+}
+
+// fltStartStall is Mizuchi on a versitygw behind a TCP proxy with
+// buckets single (PutObject up to 64 MiB), mp1 (24 MiB streamed parts)
+// and mp4: bodies large enough that what is left after the stall does
+// not fit in the loopback socket buffers (several MiB), so the store
+// visibly stops reading.
+func fltStartStall(t *testing.T) *fltEnv {
+	t.Helper()
+	gw := versitygw.Start(t)
+	gw.CreateBucket(t, fltStore)
+	tcp := faultproxy.StartTCP(t, gw.Addr)
+	ep := "http://" + tcp.Addr
+	m := startMizuchi(t, fltConfig(gw, "",
+		fltBucket{name: "single", endpoint: ep, threshold: "64MiB", partSize: "5MiB"},
+		fltBucket{name: "mp1", endpoint: ep, conc: 1, threshold: "32MiB", partSize: "24MiB"},
+		fltBucket{name: "mp4", endpoint: ep, conc: 4}))
+	e := &fltEnv{gw: gw, tcp: tcp, m: m, c: fltS3(t, m)}
+	for _, b := range []string{"single", "mp1", "mp4"} {
+		if err := fltPut(fltCtx(t), e.c, b, "warm-up/"+b, randomBytes(t, 1<<20)); err != nil {
+			t.Fatalf("warm-up upload to %s: %v", b, err)
+		}
+	}
+	e.leaks = fltBaseline(t, m, e.c)
+	return e
+}
+
+// TestFaultBackendStalls stops the store from reading a body. The stall
+// timeout of the S3 backend (60 s, not configurable in YAML) fails a
+// streamed body with 503 ServiceUnavailable; a buffered part's attempt
+// gets that plus a second per MiB, then it is retried and the upload
+// succeeds. The three cases run at once, each on its own Mizuchi, so the
+// test takes one stall timeout, not three.
+//
+// When the rest of a streamed body fits in the socket buffers, the store
+// has "read" it all and the wait for its answer is bounded by the
+// response-header timeout instead (5 min, not configurable in YAML):
+// the bodies here are large enough to avoid that.
+func TestFaultBackendStalls(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		bucket string
+		size   int
+		after  int64
+		ok     bool
+	}{
+		{name: "single put", bucket: "single", size: 40 << 20, after: 2 << 20},
+		{name: "auto-multipart, 1 concurrent part", bucket: "mp1", size: 50 << 20, after: 26 << 20},
+		{name: "auto-multipart, 4 concurrent parts, part retried", bucket: "mp4", size: fltLarge, after: 7 << 20, ok: true},
+	}
+	type result struct {
+		env  *fltEnv
+		key  string
+		body []byte
+		err  error
+		took time.Duration
+	}
+	results := make([]result, len(cases))
+	for i, tc := range cases {
+		results[i] = result{env: fltStartStall(t), key: fmt.Sprintf("stall-%d.bin", i), body: randomBytes(t, tc.size)}
+	}
+	done := make(chan int)
+	for i, tc := range cases {
+		go func() {
+			r := &results[i]
+			r.env.tcp.Arm(faultproxy.Fault{Action: faultproxy.Stall, AfterBytes: tc.after, Times: 1})
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			start := time.Now()
+			r.err = fltPut(ctx, r.env.c, tc.bucket, r.key, r.body)
+			r.took = time.Since(start)
+			done <- i
+		}()
+	}
+	for range cases {
+		<-done
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := results[i]
+			t.Logf("took %v: %v", r.took.Round(time.Millisecond), r.err)
+			if r.env.tcp.Tripped() != 1 {
+				t.Fatalf("the stall fired %d times", r.env.tcp.Tripped())
+			}
+			if r.took < 55*time.Second {
+				t.Errorf("the upload ended after %v, before the 60s stall timeout", r.took)
+			}
+			if tc.ok {
+				if r.err != nil {
+					t.Fatalf("PutObject: %v", r.err)
+				}
+				fltAssertStored(t, r.env.gw, r.key, r.body)
+				fltAssertClean(t, r.env.gw, "never-written")
+			} else {
+				fltWantErr(t, r.err, "ServiceUnavailable", http.StatusServiceUnavailable)
+				fltAssertClean(t, r.env.gw, r.key)
+			}
+			r.env.leaks.check(t)
+		})
+	}
 }
