@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/auth"
 	"github.com/mizuchi-uploadr/mizuchi/internal/auth/jwt"
@@ -149,14 +148,19 @@ func (a *App) buildAuthz(ctx context.Context, c *config.Bucket) (authz.Authorize
 		inner = o
 	case z.OpenFGA != nil:
 		engine, ttl, limit = "openfga", z.OpenFGA.CacheTTLSeconds, z.OpenFGA.CacheMaxEntries
+		// The package's pooled transport trusts ca_file; traced here. TLS
+		// and the token of the grpc transport come from the config too.
+		tr, err := openfga.NewTransport(*z.OpenFGA)
+		if err != nil {
+			return nil, fmt.Errorf("openfga: %w", err)
+		}
 		f, err := openfga.New(ctx, openfga.Options{
 			Config:     *z.OpenFGA,
 			Objects:    z.OpenFGA.Objects,
 			Timeout:    time.Duration(z.OpenFGA.TimeoutSeconds) * time.Second,
-			HTTPClient: a.httpClient(),
+			HTTPClient: &http.Client{Transport: a.wrapTransport(tr)},
 			Propagator: a.tracing.Propagator(),
 			GRPCDialOptions: []grpc.DialOption{
-				grpc.WithTransportCredentials(insecure.NewCredentials()),
 				grpc.WithUnaryInterceptor(telemetry.UnaryClientInterceptor(a.tracing.Provider(), a.tracing.Propagator())),
 			},
 		})

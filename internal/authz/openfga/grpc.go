@@ -8,9 +8,13 @@ import (
 	openfgav1 "github.com/openfga/api/proto/openfga/v1"
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/mizuchi-uploadr/mizuchi/internal/config"
 )
 
 // grpcAPI is the part of the generated OpenFGA client used here.
@@ -24,15 +28,28 @@ type grpcChecker struct {
 	api  grpcAPI
 }
 
-func newGRPC(target string, dialOpts []grpc.DialOption, prop propagation.TextMapPropagator) (*grpcChecker, error) {
+// newGRPC dials with TLS (cfg.TLS, trusting cfg.CAFile) or in plaintext,
+// sends cfg.APIToken as a bearer token on every call, then applies extra.
+func newGRPC(cfg config.OpenFGA, extra []grpc.DialOption, prop propagation.TextMapPropagator) (*grpcChecker, error) {
+	target := cfg.URL
 	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
 		return nil, fmt.Errorf("openfga: the grpc transport takes host:port, not an http URL")
 	}
-	opts := dialOpts
-	if len(opts) == 0 {
-		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	creds := insecure.NewCredentials()
+	if cfg.TLS {
+		tc, err := tlsConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		creds = credentials.NewTLS(tc)
 	}
-	opts = append(opts[:len(opts):len(opts)], grpc.WithChainUnaryInterceptor(propagate(prop)))
+	opts := make([]grpc.DialOption, 0, len(extra)+3)
+	opts = append(opts, grpc.WithTransportCredentials(creds))
+	if h := bearerHeader(cfg.APIToken); h != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer{header: h}))
+	}
+	opts = append(opts, extra...)
+	opts = append(opts, grpc.WithChainUnaryInterceptor(propagate(prop)))
 	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("openfga: grpc client: %w", err)
@@ -70,10 +87,25 @@ func (g *grpcChecker) batchCheck(ctx context.Context, req *openfgav1.BatchCheckR
 
 func (g *grpcChecker) close() error { return g.conn.Close() }
 
-// grpcError keeps only the status code: OpenFGA's messages can quote the
-// tuple, and with it the subject.
+// grpcError keeps only the status code, named, not the message: OpenFGA's
+// messages can quote the tuple, and with it the subject. OpenFGA's own
+// codes (1000 and up, e.g. 1010 bearer_token_missing) get their names
+// from the API's enums; a failed TLS handshake says so.
 func grpcError(op string, err error) error {
-	return fmt.Errorf("openfga: %s over grpc: %s", op, status.Code(err))
+	st, _ := status.FromError(err)
+	code := int32(st.Code())
+	for _, names := range []map[int32]string{
+		openfgav1.AuthErrorCode_name, openfgav1.ErrorCode_name, openfgav1.NotFoundErrorCode_name,
+		openfgav1.InternalErrorCode_name, openfgav1.UnprocessableContentErrorCode_name,
+	} {
+		if name, ok := names[code]; ok && code >= 1000 {
+			return fmt.Errorf("openfga: %s over grpc: %s (%d)", op, name, code)
+		}
+	}
+	if st.Code() == codes.Unavailable && strings.Contains(st.Message(), "authentication handshake failed") {
+		return fmt.Errorf("openfga: %s over grpc: %s: TLS handshake failed (check tls and ca_file)", op, codes.Unavailable)
+	}
+	return fmt.Errorf("openfga: %s over grpc: %s", op, st.Code())
 }
 
 var _ checker = (*grpcChecker)(nil)

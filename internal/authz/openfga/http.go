@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"time"
 
 	openfgav1 "github.com/openfga/api/proto/openfga/v1"
 	fgasdk "github.com/openfga/go-sdk"
@@ -37,15 +35,20 @@ func newHTTP(cfg config.OpenFGA, client *http.Client, prop propagation.TextMapPr
 		return nil, errors.New("openfga: the http transport takes an http(s) URL")
 	}
 	if client == nil {
-		client = &http.Client{Transport: newTransport()}
+		tr, err := NewTransport(cfg)
+		if err != nil {
+			return nil, err
+		}
+		client = &http.Client{Transport: tr}
 	}
-	// Inject the trace context on every request the SDK makes.
+	// Inject the trace context and the token on every request: the SDK's
+	// Check and the direct batch check.
 	traced := *client
 	base := traced.Transport
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	traced.Transport = &tracingTransport{base: base, prop: prop}
+	traced.Transport = &headerTransport{base: base, prop: prop, auth: bearerHeader(cfg.APIToken)}
 	sdk, err := fgaclient.NewSdkClient(&fgaclient.ClientConfiguration{
 		ApiUrl:               cfg.URL,
 		StoreId:              cfg.StoreID,
@@ -65,25 +68,20 @@ func newHTTP(cfg config.OpenFGA, client *http.Client, prop propagation.TextMapPr
 	}, nil
 }
 
-func newTransport() *http.Transport {
-	return &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        256,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 5 * time.Second,
-		ForceAttemptHTTP2:   true,
-	}
-}
-
-type tracingTransport struct {
+// headerTransport adds the trace context and, with a token, the
+// Authorization header.
+type headerTransport struct {
 	base http.RoundTripper
 	prop propagation.TextMapPropagator
+	auth string
 }
 
-func (t *tracingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(req.Context())
 	t.prop.Inject(req.Context(), propagation.HeaderCarrier(req.Header))
+	if t.auth != "" {
+		req.Header.Set("Authorization", t.auth)
+	}
 	return t.base.RoundTrip(req)
 }
 

@@ -44,10 +44,15 @@ type Options struct {
 	// Config.TimeoutSeconds, and DefaultTimeout if that is zero too.
 	Timeout time.Duration
 	// HTTPClient is used by the http transport; it defaults to a client
-	// with its own pooled, keep-alive transport.
+	// with its own pooled, keep-alive transport (NewTransport), which
+	// trusts Config.CAFile. A client given here must trust it itself:
+	// build it on NewTransport(Config). The token is added to every
+	// request either way.
 	HTTPClient *http.Client
-	// GRPCDialOptions replace the default (plaintext) credentials of the
-	// grpc transport; they must then carry credentials themselves.
+	// GRPCDialOptions are extra options of the grpc transport (e.g. a
+	// tracing interceptor), applied after the transport credentials
+	// (TLS from Config.TLS and Config.CAFile, or plaintext) and the
+	// bearer token from Config.APIToken.
 	GRPCDialOptions []grpc.DialOption
 	// Propagator injects the trace context into each call; nil means W3C
 	// trace context.
@@ -111,6 +116,17 @@ func New(ctx context.Context, opts Options) (*Authorizer, error) {
 			break
 		}
 	}
+	switch {
+	case cfg.TLS && cfg.Transport == TransportHTTP:
+		problems = append(problems, "tls is for grpc; over http use an https url")
+	case cfg.CAFile != "" && cfg.Transport == TransportHTTP && !strings.HasPrefix(cfg.URL, "https://"):
+		problems = append(problems, "ca_file needs an https url")
+	case cfg.CAFile != "" && cfg.Transport != TransportHTTP && !cfg.TLS:
+		problems = append(problems, "ca_file needs tls")
+	}
+	if !validToken(cfg.APIToken) {
+		problems = append(problems, "api_token must not contain spaces or control characters")
+	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("openfga: %s", strings.Join(problems, "; "))
 	}
@@ -147,7 +163,7 @@ func New(ctx context.Context, opts Options) (*Authorizer, error) {
 	var err error
 	switch cfg.Transport {
 	case "", TransportGRPC:
-		a.checker, err = newGRPC(cfg.URL, opts.GRPCDialOptions, prop)
+		a.checker, err = newGRPC(cfg, opts.GRPCDialOptions, prop)
 	case TransportHTTP:
 		a.checker, err = newHTTP(cfg, opts.HTTPClient, prop)
 	default:

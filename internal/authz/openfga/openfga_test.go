@@ -229,6 +229,16 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{name: "grpc with http url", mod: func(c *config.OpenFGA) { c.URL = "http://127.0.0.1:8080" }},
 		{name: "http without url scheme", mod: func(c *config.OpenFGA) { c.Transport = "http" }},
 		{name: "incomplete contextual tuple", mod: func(c *config.OpenFGA) { c.ContextualTuples = []config.Tuple{{User: "user:x"}} }},
+		{name: "tls with http", mod: func(c *config.OpenFGA) { c.Transport, c.URL, c.TLS = "http", "https://127.0.0.1:8080", true }},
+		{name: "ca_file with http url", mod: func(c *config.OpenFGA) {
+			c.Transport, c.URL, c.CAFile = "http", "http://127.0.0.1:8080", "/etc/ssl/ca.pem"
+		}},
+		{name: "ca_file without tls", mod: func(c *config.OpenFGA) { c.CAFile = "/etc/ssl/ca.pem" }},
+		{name: "ca_file missing", mod: func(c *config.OpenFGA) { c.TLS, c.CAFile = true, "/nonexistent/ca.pem" }},
+		{name: "ca_file missing over https", mod: func(c *config.OpenFGA) {
+			c.Transport, c.URL, c.CAFile = "http", "https://127.0.0.1:8080", "/nonexistent/ca.pem"
+		}},
+		{name: "token with a newline", mod: func(c *config.OpenFGA) { c.APIToken = "abc\ndef" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,7 +5,9 @@ package openfgaserver
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -42,23 +44,42 @@ const Model = `{
 // Tuple is a relationship tuple to write.
 type Tuple struct{ User, Relation, Object string }
 
+// Options select how the server is reached.
+type Options struct {
+	// PresharedKey turns on preshared-key authentication: every call must
+	// carry "Authorization: Bearer <key>".
+	PresharedKey string
+	// TLS serves gRPC and HTTP over TLS with a certificate for 127.0.0.1
+	// and localhost, issued by a fresh test CA (Server.CAFile).
+	TLS bool
+}
+
 // Server is a running OpenFGA server with a store and a model.
 type Server struct {
 	GRPCAddr string // host:port
-	HTTPURL  string // http://host:port
+	HTTPURL  string // http://host:port, or https:// with TLS
 	StoreID  string
 	ModelID  string
-	Proc     *testproc.Proc
+	// CAFile is the PEM file of the CA that issued the server's
+	// certificate (TLS only).
+	CAFile string
+	Proc   *testproc.Proc
 }
 
 // Start runs openfga on free loopback ports, creates a store with Model and
 // writes tuples. The server stops when the test ends.
 func Start(t testing.TB, tuples ...Tuple) *Server {
 	t.Helper()
+	return StartWith(t, Options{}, tuples...)
+}
+
+// StartWith is Start with authentication and TLS options.
+func StartWith(t testing.TB, opts Options, tuples ...Tuple) *Server {
+	t.Helper()
 	bin := testproc.LookPath(t, "openfga")
 	grpcAddr := "127.0.0.1:" + strconv.Itoa(testproc.FreePort(t))
 	httpAddr := "127.0.0.1:" + strconv.Itoa(testproc.FreePort(t))
-	p := testproc.Start(t, bin, []string{
+	args := []string{
 		"run",
 		"--datastore-engine", "memory",
 		"--grpc-addr", grpcAddr,
@@ -66,13 +87,33 @@ func Start(t testing.TB, tuples ...Tuple) *Server {
 		"--playground-enabled=false",
 		"--metrics-enabled=false",
 		"--log-level", "warn",
-	})
-	s := &Server{GRPCAddr: grpcAddr, HTTPURL: "http://" + httpAddr, Proc: p}
-	testproc.WaitHTTP(t, p, s.HTTPURL+"/healthz", 60*time.Second)
+	}
+	s := &Server{GRPCAddr: grpcAddr, HTTPURL: "http://" + httpAddr}
+	if opts.PresharedKey != "" {
+		args = append(args, "--authn-method", "preshared", "--authn-preshared-keys", opts.PresharedKey)
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: http.DefaultTransport}
+	if opts.TLS {
+		ca := NewCA(t)
+		certFile, keyFile := ca.Issue(t, "127.0.0.1", "localhost")
+		args = append(args,
+			"--grpc-tls-enabled", "--grpc-tls-cert", certFile, "--grpc-tls-key", keyFile,
+			"--http-tls-enabled", "--http-tls-cert", certFile, "--http-tls-key", keyFile)
+		s.HTTPURL = "https://" + httpAddr
+		s.CAFile = ca.CertFile
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}}
+	}
+	s.Proc = testproc.Start(t, bin, args)
+	waitHealthy(t, s, client, 60*time.Second)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := fgaclient.NewSdkClient(&fgaclient.ClientConfiguration{ApiUrl: s.HTTPURL})
+	// The SDK ignores its Credentials when given an HTTPClient: the key
+	// goes in through the transport.
+	if opts.PresharedKey != "" {
+		client.Transport = bearerTransport{base: client.Transport, header: "Bearer " + opts.PresharedKey}
+	}
+	c, err := fgaclient.NewSdkClient(&fgaclient.ClientConfiguration{ApiUrl: s.HTTPURL, HTTPClient: client})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,4 +152,36 @@ func (s *Server) Stop(t testing.TB) {
 	t.Helper()
 	_ = s.Proc.Cmd.Process.Kill()
 	<-s.Proc.Done()
+}
+
+// waitHealthy waits until /healthz answers, over TLS when the server uses
+// it.
+func waitHealthy(t testing.TB, s *Server, client *http.Client, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		if s.Proc.Exited() {
+			t.Fatalf("openfga exited early:\n%s", s.Proc.Output())
+		}
+		resp, err := client.Get(s.HTTPURL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		last = err
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("openfga not ready after %v: %v\n%s", timeout, last, s.Proc.Output())
+}
+
+type bearerTransport struct {
+	base   http.RoundTripper
+	header string
+}
+
+func (b bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", b.header)
+	return b.base.RoundTrip(req)
 }
