@@ -3,8 +3,16 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -18,7 +26,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/mizuchi-uploadr/mizuchi/internal/auth/jwt"
 	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/faultproxy"
+	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/opaserver"
+	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/openfgaserver"
+	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/testproc"
 	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/versitygw"
 )
 
@@ -96,7 +108,8 @@ logging:
 // net/http closes a connection at once, without the lingering close it
 // otherwise uses, when it answers an Expect: 100-continue request whose
 // body it did not read to the end, so a client still sending may get a
-// TCP reset instead of the S3 error. See TestFaultExpectContinue.
+// TCP reset instead of the S3 error (a known defect, to be fixed in the
+// server: see docs of the fault matrix in the test report).
 type fltClient struct {
 	*s3.Client
 	tr *http.Transport
@@ -790,4 +803,276 @@ func TestFaultBackendStalls(t *testing.T) {
 			r.env.leaks.check(t)
 		})
 	}
+}
+
+// fltHTTP sends token-authenticated PUTs with net/http, keeping
+// connections alive; closeIdle drops them before a leak check.
+type fltHTTP struct {
+	tr *http.Transport
+	c  *http.Client
+}
+
+func newFltHTTP() *fltHTTP {
+	tr := &http.Transport{MaxIdleConnsPerHost: 4}
+	return &fltHTTP{tr: tr, c: &http.Client{Transport: tr, Timeout: time.Minute}}
+}
+
+// put uploads body with a bearer token and returns the status and S3
+// error code ("" on success).
+func (h *fltHTTP) put(t *testing.T, url, token string, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := h.c.Do(req)
+	if err != nil {
+		t.Fatalf("PUT %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var doc struct{ Code string }
+	if resp.StatusCode != http.StatusOK {
+		if err := xml.Unmarshal(b, &doc); err != nil {
+			t.Fatalf("PUT %s: %s with no S3 error document: %q", url, resp.Status, b)
+		}
+	}
+	return resp.StatusCode, doc.Code
+}
+
+// fltCheckHTTP is fltLeaks.check for a net/http client.
+func fltCheckHTTP(t *testing.T, l *fltLeaks, h *fltHTTP) {
+	t.Helper()
+	h.tr.CloseIdleConnections()
+	l.check(t)
+}
+
+// fltBlackHole accepts connections and never answers.
+func fltBlackHole(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make(chan net.Conn, 64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case conns <- c:
+			default:
+				c.Close()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for {
+			select {
+			case c := <-conns:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	return ln.Addr().String()
+}
+
+// TestFaultPolicyEnginesDown stops OPA and OpenFGA (and points a bucket
+// at an OPA that never answers) after uploads through them worked: every
+// upload is refused with 503 ServiceUnavailable, never allowed, and
+// nothing reaches the store. Decision caches are off, or the warm-up's
+// allow would answer.
+func TestFaultPolicyEnginesDown(t *testing.T) {
+	t.Parallel()
+	gw := versitygw.Start(t)
+	gw.CreateBucket(t, fltStore)
+	subject := "flt-writer"
+	secret := "flt-jwt-secret-0123456789abcdef"
+	opa := opaserver.Start(t, "package mizuchi\n\ndefault allow := false\n\nallow if input.subject == \""+subject+"\"\n")
+	fga := openfgaserver.Start(t, openfgaserver.Tuple{User: "user:" + subject, Relation: "writer", Object: "bucket:fga"})
+	auth := fmt.Sprintf(`    auth:
+      enabled: true
+      jwt:
+        algorithm: HS256
+        secret: %s
+`, secret)
+	m := startMizuchi(t, fltConfig(gw, "",
+		fltBucket{name: "opa", endpoint: gw.Endpoint, extra: auth + fmt.Sprintf(`    authz:
+      enabled: true
+      opa: { url: %s, policy_path: mizuchi/allow, timeout_seconds: 1, cache_ttl_seconds: 0 }
+`, opa.URL)},
+		fltBucket{name: "opahole", endpoint: gw.Endpoint, extra: auth + fmt.Sprintf(`    authz:
+      enabled: true
+      opa: { url: "http://%s", policy_path: mizuchi/allow, timeout_seconds: 1, cache_ttl_seconds: 0 }
+`, fltBlackHole(t))},
+		fltBucket{name: "fga", endpoint: gw.Endpoint, extra: auth + fmt.Sprintf(`    authz:
+      enabled: true
+      openfga:
+        transport: grpc
+        url: %s
+        store_id: %s
+        model_id: %s
+        user: "user:{subject}"
+        relation: writer
+        object: "bucket:{bucket}"
+        timeout_seconds: 1
+        cache_ttl_seconds: 0
+`, fga.GRPCAddr, fga.StoreID, fga.ModelID)}))
+	token, err := jwt.Mint(jwt.MintOptions{Subject: subject, Secret: []byte(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newFltHTTP()
+	body := randomBytes(t, 64<<10)
+	for _, b := range []string{"opa", "fga"} {
+		if status, code := h.put(t, m.URL+"/"+b+"/warm-up.bin", token, body); status != http.StatusOK {
+			t.Fatalf("warm-up upload to %s: %d %s", b, status, code)
+		}
+		fltAssertStored(t, gw, "warm-up.bin", body)
+	}
+	leaks := fltBaseline(t, m)
+	h.tr.CloseIdleConnections()
+
+	cases := []struct {
+		name, bucket string
+		stop         func()
+	}{
+		{name: "OPA never answers", bucket: "opahole"},
+		{name: "OPA down", bucket: "opa", stop: func() { opa.Stop(t) }},
+		{name: "OpenFGA down", bucket: "fga", stop: func() { fga.Stop(t) }},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.stop != nil {
+				tc.stop()
+			}
+			key := fmt.Sprintf("engine-down-%d.bin", i)
+			start := time.Now()
+			status, code := h.put(t, m.URL+"/"+tc.bucket+"/"+key, token, body)
+			t.Logf("took %v: %d %s", time.Since(start).Round(time.Millisecond), status, code)
+			if status != http.StatusServiceUnavailable || code != "ServiceUnavailable" {
+				t.Fatalf("got %d %s, want 503 ServiceUnavailable", status, code)
+			}
+			fltAssertClean(t, gw, key)
+			fltCheckHTTP(t, leaks, h)
+		})
+	}
+}
+
+// TestFaultJWKSDownAtStart starts Mizuchi while its JWKS endpoint refuses
+// connections: it starts, answers 503 ServiceUnavailable (an outage, not
+// a verdict on the token) and stores nothing; once the endpoint is up,
+// the background refetch finds the key and the same token uploads.
+func TestFaultJWKSDownAtStart(t *testing.T) {
+	t.Parallel()
+	gw := versitygw.Start(t)
+	gw.CreateBucket(t, fltStore)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := key.PublicKey.Bytes() // 0x04 || X || Y
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	jwks := fmt.Sprintf(`{"keys":[{"kty":"EC","crv":"P-256","alg":"ES256","use":"sig","kid":"flt-1","x":%q,"y":%q}]}`,
+		b64(pub[1:33]), b64(pub[33:]))
+	addr := "127.0.0.1:" + strconv.Itoa(testproc.FreePort(t))
+
+	m := startMizuchi(t, fltConfig(gw, "", fltBucket{name: "jwks", endpoint: gw.Endpoint, extra: fmt.Sprintf(`    auth:
+      enabled: true
+      jwt:
+        algorithm: ES256
+        jwks_url: http://%s/jwks.json
+`, addr)}))
+	token, err := jwt.Mint(jwt.MintOptions{Subject: "flt-jwks", KeyID: "flt-1",
+		PrivateKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newFltHTTP()
+	body := randomBytes(t, 64<<10)
+	leaks := fltBaseline(t, m)
+
+	status, code := h.put(t, m.URL+"/jwks/down.bin", token, body)
+	if status != http.StatusServiceUnavailable || code != "ServiceUnavailable" {
+		t.Fatalf("with the JWKS endpoint down: %d %s, want 503 ServiceUnavailable", status, code)
+	}
+	fltAssertClean(t, gw, "down.bin")
+	fltCheckHTTP(t, leaks, h)
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, jwks)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	start := time.Now()
+	deadline := start.Add(90 * time.Second)
+	for {
+		status, code = h.put(t, m.URL+"/jwks/up.bin", token, body)
+		if status == http.StatusOK {
+			break
+		}
+		if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("after the JWKS endpoint came up: %d %s", status, code)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("uploads accepted %v after the JWKS endpoint came up", time.Since(start).Round(time.Millisecond))
+	fltAssertStored(t, gw, "up.bin", body)
+	srv.Close()
+	fltCheckHTTP(t, leaks, h)
+}
+
+// TestFaultTraceCollectorDown traces every request to a collector that
+// refuses connections: single and auto-multipart uploads succeed whole,
+// and the failing exporter leaks nothing.
+func TestFaultTraceCollectorDown(t *testing.T) {
+	t.Parallel()
+	gw := versitygw.Start(t)
+	gw.CreateBucket(t, fltStore)
+	collector := "127.0.0.1:" + strconv.Itoa(testproc.FreePort(t))
+	m := startMizuchi(t, fltConfig(gw, fmt.Sprintf(`tracing:
+  enabled: true
+  otlp: { endpoint: "http://%s", protocol: grpc, timeout_seconds: 1 }
+  sampling: { strategy: always }
+  batch: { scheduled_delay_millis: 100 }
+`, collector), fltBucket{name: "mp4", endpoint: gw.Endpoint, conc: 4}))
+	c := fltS3(t, m)
+	ctx := fltCtx(t)
+	put := func(key string, size int) {
+		t.Helper()
+		body := randomBytes(t, size)
+		if err := fltPut(ctx, c, "mp4", key, body); err != nil {
+			t.Fatalf("PutObject %s with the collector down: %v", key, err)
+		}
+		fltAssertStored(t, gw, key, body)
+	}
+	put("warm-up-small", 64<<10)
+	put("warm-up-large", fltLarge)
+	leaks := fltBaseline(t, m, c)
+	for i := range 3 {
+		put(fmt.Sprintf("small-%d", i), 64<<10)
+		put(fmt.Sprintf("large-%d", i), fltLarge)
+	}
+	fltAssertClean(t, gw, "never-written")
+	// Export attempts keep failing in the background while we measure.
+	time.Sleep(time.Second)
+	leaks.check(t)
 }
