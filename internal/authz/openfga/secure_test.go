@@ -238,3 +238,22 @@ func TestBearerHeaderOnEveryCall(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkCheckSecure(b *testing.B) {
+	srv := openfgaserver.StartWith(b, openfgaserver.Options{PresharedKey: presharedKey, TLS: true}, secureTuples...)
+	for _, transport := range []string{openfga.TransportGRPC, openfga.TransportHTTP} {
+		b.Run(transport, func(b *testing.B) {
+			a, err := openfga.New(context.Background(), openfga.Options{Config: secureConfig(srv, transport)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer a.Close()
+			in := input("alice", "a/b.txt")
+			for b.Loop() {
+				if ok, err := a.Authorize(context.Background(), in); !ok || err != nil {
+					b.Fatalf("got (%v, %v)", ok, err)
+				}
+			}
+		})
+	}
+}
