@@ -117,7 +117,14 @@ func (b Bucket) authzSummary() string {
 		return fmt.Sprintf("opa embedded %s, query %s, cache %ds", o.PolicyFile, o.Query, o.CacheTTLSeconds)
 	case z.OpenFGA != nil:
 		f := z.OpenFGA
-		return fmt.Sprintf("openfga %s %s, check %s %s %s, cache %ds", f.Transport, redact(f.URL), f.User, f.Relation, f.Object, f.CacheTTLSeconds)
+		conn := "plaintext"
+		if f.TLS || strings.HasPrefix(f.URL, "https://") {
+			conn = "tls"
+		}
+		if f.APIToken != "" {
+			conn += ", token set"
+		}
+		return fmt.Sprintf("openfga %s %s (%s), check %s %s %s, cache %ds", f.Transport, redact(f.URL), conn, f.User, f.Relation, f.Object, f.CacheTTLSeconds)
 	}
 	return "none"
 }

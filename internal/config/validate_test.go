@@ -298,7 +298,7 @@ tracing: { enabled: true, sampling: { strategy: ratio, ratio: 0.5 } }
 		"media at /media",
 		"backend: s3 bucket store in eu-west-1 at http://minio:xxxxx@127.0.0.1:9000, static credentials",
 		"auth: jwt HS256 with secret, from bearer, query token; sigv4 us-east-1 with 1 key(s)",
-		"authz: openfga grpc 127.0.0.1:8081, check user:{subject} writer bucket:{bucket}, cache 60s",
+		"authz: openfga grpc 127.0.0.1:8081 (plaintext), check user:{subject} writer bucket:{bucket}, cache 60s",
 		"limits: max object 5GiB; PUTs over 50MiB split into 64MiB parts, 4 at a time; content types: image/*",
 		"metrics: off",
 		"tracing: OTLP grpc to http://127.0.0.1:4317 as \"mizuchi-uploadr\", sampling ratio 0.5, fallback none",
