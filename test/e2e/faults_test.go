@@ -108,8 +108,8 @@ logging:
 // net/http closes a connection at once, without the lingering close it
 // otherwise uses, when it answers an Expect: 100-continue request whose
 // body it did not read to the end, so a client still sending may get a
-// TCP reset instead of the S3 error (a known defect, to be fixed in the
-// server: see docs of the fault matrix in the test report).
+// TCP reset instead of the S3 error. Mizuchi does not work around that
+// yet; until it does, these tests would fail at random with it on.
 type fltClient struct {
 	*s3.Client
 	tr *http.Transport
