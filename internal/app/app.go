@@ -323,13 +323,55 @@ func (a *App) runCleanups(ctx context.Context) {
 // abortWait bounds how long shutdown waits for aborted uploads to clean up.
 const abortWait = 15 * time.Second
 
-// track counts running handlers so shutdown can wait for aborted ones.
+// track counts running handlers so shutdown can wait for aborted ones,
+// and closes connections gently when a handler answered in the middle of a
+// request body.
 func (a *App) track(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.inflight.Add(1)
 		defer a.inflight.Done()
-		next.ServeHTTP(w, r)
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		// A shallow copy: net/http keeps looking at its own request's body
+		// (e.g. to know whether a 100 Continue was sent).
+		body := &watchedBody{ReadCloser: r.Body}
+		r2 := r.WithContext(r.Context())
+		r2.Body = body
+		next.ServeHTTP(w, r2)
+		if body.n > 0 && !body.eof {
+			lingerOnUnreadBody(w, body.ReadCloser)
+		}
 	})
+}
+
+// watchedBody notes how much of a request body was read.
+type watchedBody struct {
+	io.ReadCloser
+	n   int64
+	eof bool
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+// lingerOnUnreadBody handles an answer given in the middle of a body (a
+// backend failure, a digest mismatch): net/http would close the connection
+// with the rest of the body unread, the kernel would then reset it, and the
+// client could lose the answer before reading it. Reading one more byte
+// through a zero-limit MaxBytesReader marks the request as too large, which
+// makes net/http half-close the connection and wait briefly instead.
+func lingerOnUnreadBody(w http.ResponseWriter, body io.Reader) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Second))
+	var one [1]byte
+	_, _ = http.MaxBytesReader(w, io.NopCloser(body), 0).Read(one[:])
 }
 
 // NewLogger builds the process logger from the logging config.
