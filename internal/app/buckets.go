@@ -76,15 +76,17 @@ func (a *App) buildBackend(ctx context.Context, c *config.Bucket) (backend.Backe
 		return &metered{Backend: store, bucket: c.Name, metrics: a.metrics}, nil
 	case c.S3 != nil:
 		return s3backend.New(ctx, s3backend.Options{
-			Config:         *c.S3,
-			Upload:         c.Upload,
-			BucketName:     c.Name,
-			Metrics:        a.metrics,
-			Logger:         a.log.With("bucket", c.Name),
-			TracerProvider: a.tracing.Provider(),
-			WrapTransport:  a.wrapTransport,
-			ZeroCopy:       a.cfg.Server.ZeroCopy,
-			Memory:         a.memory,
+			Config:                *c.S3,
+			Upload:                c.Upload,
+			BucketName:            c.Name,
+			Metrics:               a.metrics,
+			Logger:                a.log.With("bucket", c.Name),
+			TracerProvider:        a.tracing.Provider(),
+			WrapTransport:         a.wrapTransport,
+			ZeroCopy:              a.cfg.Server.ZeroCopy,
+			Memory:                a.memory,
+			StallTimeout:          time.Duration(c.S3.StallTimeoutSeconds) * time.Second,
+			ResponseHeaderTimeout: time.Duration(c.S3.ResponseHeaderTimeoutSeconds) * time.Second,
 		})
 	}
 	return nil, fmt.Errorf("no backend configured")

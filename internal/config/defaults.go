@@ -33,6 +33,10 @@ const (
 	DefaultConcurrentParts          = 4
 	DefaultMaxMemoryBuffer     Size = 32 << 20
 	DefaultMinPartSize         Size = 5 << 20
+	// DefaultStallTimeout and DefaultResponseHeaderTimeout bound a store
+	// that stops reading or answering.
+	DefaultStallTimeout          = 60
+	DefaultResponseHeaderTimeout = 300
 	// DefaultStaleUploadSeconds is a day: longer than any upload in flight.
 	DefaultStaleUploadSeconds = 86400
 
@@ -111,6 +115,10 @@ func (b *Bucket) applyDefaults(d defaulter, p string) {
 	d.size(&u.MaxMemoryBuffer, p+".upload.max_memory_buffer", DefaultMaxMemoryBuffer)
 	d.size(&u.MinPartSize, p+".upload.min_part_size", DefaultMinPartSize)
 
+	if s := b.S3; s != nil {
+		d.int(&s.StallTimeoutSeconds, p+".s3.stall_timeout_seconds", DefaultStallTimeout)
+		d.int(&s.ResponseHeaderTimeoutSeconds, p+".s3.response_header_timeout_seconds", DefaultResponseHeaderTimeout)
+	}
 	if f := b.Filesystem; f != nil {
 		d.int(&f.StaleUploadSeconds, p+".filesystem.stale_upload_seconds", DefaultStaleUploadSeconds)
 	}

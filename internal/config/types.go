@@ -97,6 +97,12 @@ type S3Backend struct {
 	SessionToken string `yaml:"session_token"`
 	// KeyPrefix is prepended to every stored key.
 	KeyPrefix string `yaml:"key_prefix"`
+	// StallTimeoutSeconds fails a request whose body the store stopped
+	// reading for this long.
+	StallTimeoutSeconds int `yaml:"stall_timeout_seconds"`
+	// ResponseHeaderTimeoutSeconds bounds the wait for the store's answer
+	// once a request was sent (assembling a large object can be slow).
+	ResponseHeaderTimeoutSeconds int `yaml:"response_header_timeout_seconds"`
 }
 
 // FilesystemBackend stores objects in a local directory.

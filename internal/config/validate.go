@@ -224,6 +224,8 @@ func (k *checker) backend(b *Bucket, p string) {
 		if strings.HasPrefix(s.KeyPrefix, "/") || hasDotSegment(s.KeyPrefix) {
 			k.errf(sp+".key_prefix", "%q must not start with / or contain . or .. segments", s.KeyPrefix)
 		}
+		k.atLeast(sp+".stall_timeout_seconds", s.StallTimeoutSeconds, 1)
+		k.atLeast(sp+".response_header_timeout_seconds", s.ResponseHeaderTimeoutSeconds, 1)
 		if b.Upload.MinPartSize < s3MinPartSize && k.c.isSet(p+".upload.min_part_size") {
 			k.warnf(p+".upload.min_part_size", "below 5MiB: the S3 backend still refuses parts smaller than 5MiB (except the last)")
 		}

@@ -57,6 +57,9 @@ type fltBucket struct {
 	extra    string // more YAML under the bucket (auth, authz), indented 4
 	// threshold and partSize override 8MiB and 5MiB.
 	threshold, partSize string
+	// stall, when set, is s3.stall_timeout_seconds and
+	// s3.response_header_timeout_seconds.
+	stall int
 }
 
 // fltConfig is a Mizuchi configuration with the given S3 buckets, all on
@@ -83,6 +86,10 @@ logging:
 		if bk.threshold != "" {
 			threshold, partSize = bk.threshold, bk.partSize
 		}
+		timeouts := ""
+		if bk.stall > 0 {
+			timeouts = fmt.Sprintf("      stall_timeout_seconds: %d\n      response_header_timeout_seconds: %d\n", bk.stall, bk.stall)
+		}
 		fmt.Fprintf(&b, `  - name: %[1]s
     path_prefix: /%[1]s
     s3:
@@ -92,11 +99,11 @@ logging:
       force_path_style: true
       access_key: %[4]s
       secret_key: %[5]s
-    upload:
+%[10]s    upload:
       multipart_threshold: %[8]s
       part_size: %[9]s
       concurrent_parts: %[6]d
-%[7]s`, bk.name, fltStore, bk.endpoint, gw.AccessKey, gw.SecretKey, conc, bk.extra, threshold, partSize)
+%[7]s`, bk.name, fltStore, bk.endpoint, gw.AccessKey, gw.SecretKey, conc, bk.extra, threshold, partSize, timeouts)
 	}
 	return b.String()
 }
@@ -716,9 +723,9 @@ func fltStartStall(t *testing.T) *fltEnv {
 	tcp := faultproxy.StartTCP(t, gw.Addr)
 	ep := "http://" + tcp.Addr
 	m := startMizuchi(t, fltConfig(gw, "",
-		fltBucket{name: "single", endpoint: ep, threshold: "64MiB", partSize: "5MiB"},
-		fltBucket{name: "mp1", endpoint: ep, conc: 1, threshold: "32MiB", partSize: "24MiB"},
-		fltBucket{name: "mp4", endpoint: ep, conc: 4}))
+		fltBucket{name: "single", endpoint: ep, threshold: "64MiB", partSize: "5MiB", stall: fltStallSeconds},
+		fltBucket{name: "mp1", endpoint: ep, conc: 1, threshold: "32MiB", partSize: "24MiB", stall: fltStallSeconds},
+		fltBucket{name: "mp4", endpoint: ep, conc: 4, stall: fltStallSeconds}))
 	e := &fltEnv{gw: gw, tcp: tcp, m: m, c: fltS3(t, m)}
 	for _, b := range []string{"single", "mp1", "mp4"} {
 		if err := fltPut(fltCtx(t), e.c, b, "warm-up/"+b, randomBytes(t, 1<<20)); err != nil {
@@ -729,17 +736,20 @@ func fltStartStall(t *testing.T) *fltEnv {
 	return e
 }
 
+// fltStallSeconds is the stall and response-header timeout of the stall
+// test's buckets.
+const fltStallSeconds = 5
+
 // TestFaultBackendStalls stops the store from reading a body. The stall
-// timeout of the S3 backend (60 s, not configurable in YAML) fails a
-// streamed body with 503 ServiceUnavailable; a buffered part's attempt
-// gets that plus a second per MiB, then it is retried and the upload
-// succeeds. The three cases run at once, each on its own Mizuchi, so the
-// test takes one stall timeout, not three.
+// timeout of the S3 backend (s3.stall_timeout_seconds) fails a streamed
+// body with 503 ServiceUnavailable; a buffered part's attempt gets that
+// plus a second per MiB, then it is retried and the upload succeeds. The
+// three cases run at once, each on its own Mizuchi, so the test takes one
+// stall timeout, not three.
 //
 // When the rest of a streamed body fits in the socket buffers, the store
 // has "read" it all and the wait for its answer is bounded by the
-// response-header timeout instead (5 min, not configurable in YAML):
-// the bodies here are large enough to avoid that.
+// response-header timeout instead (s3.response_header_timeout_seconds).
 func TestFaultBackendStalls(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -787,8 +797,8 @@ func TestFaultBackendStalls(t *testing.T) {
 			if r.env.tcp.Tripped() != 1 {
 				t.Fatalf("the stall fired %d times", r.env.tcp.Tripped())
 			}
-			if r.took < 55*time.Second {
-				t.Errorf("the upload ended after %v, before the 60s stall timeout", r.took)
+			if r.took < (fltStallSeconds-1)*time.Second {
+				t.Errorf("the upload ended after %v, before the %ds stall timeout", r.took, fltStallSeconds)
 			}
 			if tc.ok {
 				if r.err != nil {
