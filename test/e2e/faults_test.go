@@ -109,14 +109,9 @@ logging:
 }
 
 // fltClient is an aws-sdk-go-v2 client for Mizuchi, keeping connections
-// alive as deployed clients do.
-//
-// It does not send Expect: 100-continue (the SDK does above 2 MiB):
-// net/http closes a connection at once, without the lingering close it
-// otherwise uses, when it answers an Expect: 100-continue request whose
-// body it did not read to the end, so a client still sending may get a
-// TCP reset instead of the S3 error. Mizuchi does not work around that
-// yet; until it does, these tests would fail at random with it on.
+// alive as deployed clients do, with the SDK's default Expect:
+// 100-continue above 2 MiB: an error answered in the middle of such a
+// body must reach the client, not be lost to a connection reset.
 type fltClient struct {
 	*s3.Client
 	tr *http.Transport
@@ -136,7 +131,6 @@ func fltS3(t *testing.T, m *Mizuchi, opts ...func(*s3.Options)) *fltClient {
 	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { c.tr = tr })
 	c.Client = s3Client(t, m.URL, "", "", append([]func(*s3.Options){func(o *s3.Options) {
 		o.HTTPClient = hc
-		o.ContinueHeaderThresholdBytes = -1
 	}}, opts...)...)
 	return c
 }
