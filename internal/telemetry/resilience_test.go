@@ -1,6 +1,8 @@
 package telemetry
 
 import (
+	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/testproc"
+
 	"bytes"
 	"context"
 	"errors"
@@ -276,42 +278,6 @@ func TestExportRunsOffTheRequestGoroutine(t *testing.T) {
 	}
 }
 
-// blackHole accepts TCP connections and never answers.
-func blackHole(t *testing.T) (addr string, accepted <-chan struct{}) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	acc := make(chan struct{}, 1)
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			select {
-			case acc <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String(), acc
-}
-
 func refusedAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -354,7 +320,8 @@ func TestUnreachableCollectorNeverFailsRequests(t *testing.T) {
 			addr := refusedAddr(t)
 			var accepted <-chan struct{}
 			if tt.blackHole {
-				addr, accepted = blackHole(t)
+				hole := testproc.BlackHole(t)
+				addr, accepted = hole.Addr, hole.Accepted()
 			}
 			m := newTestMetrics(t)
 			log, buf := newLogger()

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/testproc"
+
 	"bufio"
 	"bytes"
 	"encoding/xml"
@@ -385,38 +387,12 @@ func TestAuthzOpenFGAHTTP(t *testing.T) {
 	azScenario(t, m, azEngine{name: "openfga-http", engine: "openfga", calls: azUncached("openfga"), stop: func(t *testing.T) { fga.Stop(t) }})
 }
 
-// azBlackHole is a listener that accepts connections and never answers.
-func azBlackHole(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				break
-			}
-			conns = append(conns, c)
-		}
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().String()
-}
-
 // TestAuthzEngineTimeoutIsServiceUnavailable points every engine at a
 // listener that never answers: each request fails closed within the
 // engine timeout, and nothing is stored.
 func TestAuthzEngineTimeoutIsServiceUnavailable(t *testing.T) {
 	t.Parallel()
-	hole := azBlackHole(t)
+	hole := testproc.BlackHole(t).Addr
 	bucket := func(name, authz string) string {
 		return `
   - name: ` + name + `

@@ -852,41 +852,6 @@ func fltCheckHTTP(t *testing.T, l *fltLeaks, h *fltHTTP) {
 	l.check(t)
 }
 
-// fltBlackHole accepts connections and never answers.
-func fltBlackHole(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conns := make(chan net.Conn, 64)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			select {
-			case conns <- c:
-			default:
-				c.Close()
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		for {
-			select {
-			case c := <-conns:
-				c.Close()
-			default:
-				return
-			}
-		}
-	})
-	return ln.Addr().String()
-}
-
 // TestFaultPolicyEnginesDown stops OPA and OpenFGA (and points a bucket
 // at an OPA that never answers) after uploads through them worked: every
 // upload is refused with 503 ServiceUnavailable, never allowed, and
@@ -914,7 +879,7 @@ func TestFaultPolicyEnginesDown(t *testing.T) {
 		fltBucket{name: "opahole", endpoint: gw.Endpoint, extra: auth + fmt.Sprintf(`    authz:
       enabled: true
       opa: { url: "http://%s", policy_path: mizuchi/allow, timeout_seconds: 1, cache_ttl_seconds: 0 }
-`, fltBlackHole(t))},
+`, testproc.BlackHole(t).Addr)},
 		fltBucket{name: "fga", endpoint: gw.Endpoint, extra: auth + fmt.Sprintf(`    authz:
       enabled: true
       openfga:

@@ -6,14 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -506,39 +503,6 @@ allow if input.subject == %q
 	}
 }
 
-// trcBlackHole accepts TCP connections and never answers (nor closes them
-// until the test ends).
-func trcBlackHole(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _, _ = io.Copy(io.Discard, c) }()
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 // trcRefused returns a loopback address where nothing listens.
 func trcRefused(t *testing.T) string {
 	t.Helper()
@@ -593,8 +557,8 @@ func TestTracingCollectorDownNeverFailsUploads(t *testing.T) {
 	}{
 		{name: "refused grpc", protocol: "grpc", addr: trcRefused(t)},
 		{name: "refused http", protocol: "http/protobuf", addr: trcRefused(t)},
-		{name: "black hole grpc", protocol: "grpc", addr: trcBlackHole(t)},
-		{name: "black hole http", protocol: "http/protobuf", addr: trcBlackHole(t)},
+		{name: "black hole grpc", protocol: "grpc", addr: testproc.BlackHole(t).Addr},
+		{name: "black hole http", protocol: "http/protobuf", addr: testproc.BlackHole(t).Addr},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

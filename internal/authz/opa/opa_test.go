@@ -1,8 +1,9 @@
 package opa_test
 
 import (
+	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/testproc"
+
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -126,37 +127,6 @@ falsy := false
 	}
 }
 
-// hangingListener accepts connections and never answers.
-func hangingListener(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + l.Addr().String()
-}
-
 func TestRemoteFailsClosedWhenServerCannotAnswer(t *testing.T) {
 	stopped := opaserver.Start(t, samplePolicy(t))
 	stopped.Stop(t)
@@ -175,7 +145,7 @@ func TestRemoteFailsClosedWhenServerCannotAnswer(t *testing.T) {
 	}{
 		{name: "server stopped, connection refused", url: stopped.DirectURL},
 		{name: "server stopped behind proxy", url: stopped.URL},
-		{name: "server never answers", url: hangingListener(t)},
+		{name: "server never answers", url: "http://" + testproc.BlackHole(t).Addr},
 		{name: "server error status", url: status500.URL},
 		{name: "malformed response", url: garbage.URL},
 	}

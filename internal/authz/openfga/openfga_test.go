@@ -1,9 +1,9 @@
 package openfga_test
 
 import (
+	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/testproc"
+
 	"context"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -111,41 +111,10 @@ func TestOpenFGAWithoutModelIDUsesLatestModel(t *testing.T) {
 	}
 }
 
-// hangingListener accepts connections and never answers.
-func hangingListener(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
-}
-
 func TestOpenFGAFailsClosedWhenServerCannotAnswer(t *testing.T) {
 	stopped := startServer(t)
 	stopped.Stop(t)
-	hang := hangingListener(t)
+	hang := testproc.BlackHole(t).Addr
 	tests := []struct {
 		name      string
 		transport string

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os/exec"
@@ -161,4 +162,54 @@ func wait(t testing.TB, p *Proc, timeout time.Duration, try func() error) {
 		name = p.Cmd.Path
 	}
 	t.Fatalf("%s not ready after %v: %v", name, timeout, fmt.Sprint(last))
+}
+
+// Hole is a loopback listener that accepts connections and never answers:
+// a server that is up but hangs.
+type Hole struct {
+	// Addr is host:port.
+	Addr     string
+	accepted chan struct{}
+}
+
+// Accepted receives (without blocking the listener) when a connection was
+// accepted.
+func (h *Hole) Accepted() <-chan struct{} { return h.accepted }
+
+// BlackHole starts a Hole that reads and discards what it is sent and
+// closes its connections when the test ends.
+func BlackHole(t testing.TB) *Hole {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("black hole: %v", err)
+	}
+	h := &Hole{Addr: l.Addr().String(), accepted: make(chan struct{}, 1)}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go func() { _, _ = io.Copy(io.Discard, c) }()
+			select {
+			case h.accepted <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return h
 }
