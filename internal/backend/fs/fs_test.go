@@ -345,7 +345,7 @@ func TestTempFileIsNeverVisible(t *testing.T) {
 	wantNoTemps(t, dir)
 }
 
-func TestFileBodyUsesKernelCopyAndIsVerified(t *testing.T) {
+func TestFileBodyIsVerified(t *testing.T) {
 	dir := t.TempDir()
 	s := newStore(t, dir)
 	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
@@ -563,30 +563,6 @@ func BenchmarkPutObject(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		_, err := s.PutObject(context.Background(), &backend.PutObjectInput{Key: "bench/object", Body: struct{ io.Reader }{bytes.NewReader(data)}, Size: size})
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkPutObjectFromFile measures the kernel-copy path: the body is
-// a file, copied with copy_file_range and hashed from the page cache.
-func BenchmarkPutObjectFromFile(b *testing.B) {
-	const size = 64 << 20
-	src := filepath.Join(b.TempDir(), "src")
-	if err := os.WriteFile(src, bytes.Repeat([]byte("mizuchi-benchmark"), size/17+1)[:size], 0o644); err != nil {
-		b.Fatal(err)
-	}
-	s := newStore(b, b.TempDir())
-	b.SetBytes(size)
-	b.ResetTimer()
-	for b.Loop() {
-		f, err := os.Open(src)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, err = s.PutObject(context.Background(), &backend.PutObjectInput{Key: "bench/object", Body: f, Size: size})
-		_ = f.Close()
 		if err != nil {
 			b.Fatal(err)
 		}

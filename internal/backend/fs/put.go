@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"net"
 	"os"
 	"path"
 	"strings"
@@ -23,12 +22,7 @@ import (
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api/s3err"
 )
 
-const (
-	copyBufferSize = 256 << 10
-	// fastChunk bounds each kernel-side copy so that cancellation is
-	// noticed between chunks.
-	fastChunk = 8 << 20
-)
+const copyBufferSize = 256 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
 
@@ -185,20 +179,15 @@ func (v *verifier) checksum() string {
 	return base64.StdEncoding.EncodeToString(v.sum.Sum(nil))
 }
 
-// copyBody writes exactly size bytes of body to f, feeding v. Bodies the
-// kernel can move on its own (a file: copy_file_range; a TCP connection:
-// splice) are copied that way and hashed from the page cache afterwards;
-// anything else goes through one pooled buffer.
+// copyBody writes exactly size bytes of body to f through one pooled
+// buffer, feeding v. (The MD5 of the ETag needs every byte in user space,
+// so a kernel-side copy would only add a second pass over the data.)
 func copyBody(ctx context.Context, f *os.File, body io.Reader, size int64, v *verifier) error {
 	if size == 0 {
 		return nil
 	}
 	if body == nil {
 		return s3err.ErrIncompleteBody
-	}
-	switch body.(type) {
-	case *os.File, *net.TCPConn:
-		return copyFast(ctx, f, body, size, v)
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
@@ -233,41 +222,4 @@ func bodyErr(err error) error {
 		return s3err.ErrIncompleteBody.WithCause(err)
 	}
 	return fmt.Errorf("read body: %w", err)
-}
-
-func copyFast(ctx context.Context, f *os.File, body io.Reader, size int64, v *verifier) error {
-	var n int64
-	for n < size {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		m, err := io.CopyN(f, body, min(fastChunk, size-n))
-		n += m
-		if err != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				return cerr
-			}
-			return bodyErr(err)
-		}
-	}
-	return hashFile(ctx, f, size, v)
-}
-
-// hashFile feeds the first size bytes of f to w.
-func hashFile(ctx context.Context, f *os.File, size int64, w io.Writer) error {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	for off := int64(0); off < size; {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		m, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
-		w.Write(buf[:m])
-		off += int64(m)
-		if err != nil && off < size {
-			return fmt.Errorf("read back: %w", err)
-		}
-	}
-	return nil
 }
