@@ -340,8 +340,15 @@ func (a *App) track(next http.Handler) http.Handler {
 		r2 := r.WithContext(r.Context())
 		r2.Body = body
 		next.ServeHTTP(w, r2)
-		if body.n > 0 && !body.eof {
-			lingerOnUnreadBody(w, body.ReadCloser)
+		switch {
+		case body.eof:
+		case body.n > 0:
+			// Answered in the middle of the body: the client is sending.
+			lingerOnUnreadBody(w, body.ReadCloser, time.Second)
+		case r.Header.Get("Expect") != "":
+			// Answered before asking for the body: a client whose wait
+			// for 100 Continue ran out may be sending it anyway.
+			lingerOnUnreadBody(w, body.ReadCloser, 250*time.Millisecond)
 		}
 	})
 }
@@ -362,14 +369,19 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// lingerOnUnreadBody handles an answer given in the middle of a body (a
-// backend failure, a digest mismatch): net/http would close the connection
-// with the rest of the body unread, the kernel would then reset it, and the
-// client could lose the answer before reading it. Reading one more byte
-// through a zero-limit MaxBytesReader marks the request as too large, which
-// makes net/http half-close the connection and wait briefly instead.
-func lingerOnUnreadBody(w http.ResponseWriter, body io.Reader) {
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Second))
+// lingerOnUnreadBody handles an answer given while the client may still be
+// sending its body (a backend failure mid-upload, a refusal the client did
+// not wait for): net/http would close the connection with body bytes
+// unread, the kernel would then reset it, and the client could lose the
+// answer before reading it. The answer is flushed; then reading one more
+// byte (waiting at most wait) through a zero-limit MaxBytesReader marks
+// the request as too large, which makes net/http half-close the connection
+// and wait briefly instead. The final status is already written, so this
+// read never sends a 100 Continue.
+func lingerOnUnreadBody(w http.ResponseWriter, body io.Reader, wait time.Duration) {
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	_ = rc.SetReadDeadline(time.Now().Add(wait))
 	var one [1]byte
 	_, _ = http.MaxBytesReader(w, io.NopCloser(body), 0).Read(one[:])
 }

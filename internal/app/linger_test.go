@@ -46,3 +46,29 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// A client whose wait for 100 Continue runs out sends its body anyway; a
+// refusal answered without reading it must still reach the client.
+func TestRefusalReachesAClientThatStoppedWaitingForContinue(t *testing.T) {
+	a := &App{}
+	srv := httptest.NewServer(a.track(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(100 * time.Millisecond) // the client's wait runs out first
+		http.Error(w, "slow down", http.StatusServiceUnavailable)
+	})))
+	defer srv.Close()
+	for i := 0; i < 5; i++ {
+		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/k", io.LimitReader(zeros{}, 64<<20))
+		req.ContentLength = 64 << 20
+		req.Header.Set("Expect", "100-continue")
+		tr := &http.Transport{ExpectContinueTimeout: 10 * time.Millisecond}
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		tr.CloseIdleConnections()
+		if err != nil {
+			t.Fatalf("round %d: the answer was lost: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}
