@@ -212,7 +212,7 @@ func (a *Authenticator) authenticate(r *http.Request) (*auth.Principal, error) {
 		skip = qSignature
 	}
 	cq := canonicalQuery(query, skip)
-	uri := canonicalURI(r.URL.Path)
+	uri := canonicalURI(r.URL.EscapedPath())
 	got := signHex(key, stringToSign(amzDate, scope, canonicalRequest(r, uri, cq, in.signedHeaders, in.signedRaw, payloadHash)))
 	if !equalHex(got, in.signature) {
 		// A client that encodes its path differently from S3 signs the
