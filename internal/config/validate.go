@@ -443,7 +443,7 @@ func (k *checker) openfga(f *OpenFGA, p string) {
 		if f.URL == "" {
 			k.errf(p+".url", "required (host:port of the gRPC API)")
 		} else if strings.Contains(f.URL, "://") {
-			k.errf(p+".url", "%q: the grpc transport takes host:port, without a scheme", f.URL)
+			k.errf(p+".url", "%s: the grpc transport takes host:port, without a scheme", quoteAddr(f.URL))
 		} else {
 			k.hostPort(p+".url", f.URL)
 		}
@@ -654,18 +654,27 @@ func (k *checker) atLeast(path string, v, lo int) {
 func (k *checker) hostPort(path, addr string) bool {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		k.errf(path, "%q is not host:port", addr)
+		k.errf(path, "%s is not host:port", quoteAddr(addr))
 		return false
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		k.errf(path, "%q: port must be a number from 0 to 65535", addr)
+		k.errf(path, "%s: port must be a number from 0 to 65535", quoteAddr(addr))
 		return false
 	}
 	if strings.ContainsAny(host, " /\\") {
-		k.errf(path, "%q: invalid host", addr)
+		k.errf(path, "%s: invalid host", quoteAddr(addr))
 		return false
 	}
 	return true
+}
+
+// quoteAddr quotes an address for a message, unless it embeds user
+// information (user:password@), which is never printed.
+func quoteAddr(addr string) string {
+	if strings.Contains(addr, "@") {
+		return "the address (not shown: it holds user information)"
+	}
+	return fmt.Sprintf("%q", addr)
 }
 
 // url checks an absolute URL with one of the schemes; it reports whether

@@ -68,15 +68,25 @@ func uriEncode(b *strings.Builder, s string, keepSlash bool) {
 	}
 }
 
-// canonicalURI is the path as S3 canonicalises it: the decoded path
+// canonicalURI is the path as S3 canonicalises it: the path decoded and
 // encoded exactly once, without any dot-segment or slash normalisation.
-func canonicalURI(decodedPath string) string {
-	if decodedPath == "" {
+// It works segment by segment on the path as sent (escapedPath): an
+// encoded slash (%2F) is not a separator, as it is not one when the path
+// is matched against bucket prefixes, so it stays encoded. Decoding it
+// would let a request signed for /a/b/k be sent as /a/b%2Fk and land in
+// bucket /a under key b/k.
+func canonicalURI(escapedPath string) string {
+	if escapedPath == "" {
 		return "/"
 	}
 	var b strings.Builder
-	b.Grow(len(decodedPath) + 16)
-	uriEncode(&b, decodedPath, true)
+	b.Grow(len(escapedPath) + 16)
+	for i, seg := range strings.Split(escapedPath, "/") {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		uriEncode(&b, unescape(seg), false)
+	}
 	return b.String()
 }
 

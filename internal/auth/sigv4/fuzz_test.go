@@ -1,13 +1,18 @@
 package sigv4
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mizuchi-uploadr/mizuchi/internal/checksum"
 )
 
 func FuzzParseAuthorization(f *testing.F) {
@@ -74,6 +79,115 @@ func FuzzChunkedDecoder(f *testing.F) {
 		}
 		if n > int64(len(wire)) {
 			t.Fatal("more bytes out than in")
+		}
+	})
+}
+
+// signedWire frames payload as a signed aws-chunked body (chunks of
+// chunkSize), with a signed crc32 trailer when trailer is set.
+func signedWire(key []byte, amzDate, scope, seed string, payload []byte, chunkSize int, trailer bool) []byte {
+	var b strings.Builder
+	prev := seed
+	sign := func(data []byte) string {
+		prev = signHex(key, "AWS4-HMAC-SHA256-PAYLOAD\n"+amzDate+"\n"+scope+"\n"+prev+"\n"+emptySHA256Hex+"\n"+hexSHA(data))
+		return prev
+	}
+	for rest := payload; ; {
+		n := min(len(rest), chunkSize)
+		fmt.Fprintf(&b, "%x;chunk-signature=%s\r\n", n, sign(rest[:n]))
+		if n == 0 {
+			break
+		}
+		b.Write(rest[:n])
+		b.WriteString("\r\n")
+		rest = rest[n:]
+	}
+	if trailer {
+		crc := crc32.ChecksumIEEE(payload)
+		line := "x-amz-checksum-crc32:" + checksum.Encode([]byte{byte(crc >> 24), byte(crc >> 16), byte(crc >> 8), byte(crc)})
+		sig := signHex(key, "AWS4-HMAC-SHA256-TRAILER\n"+amzDate+"\n"+scope+"\n"+prev+"\n"+sha256Hex(line+"\n"))
+		b.WriteString(line + "\r\nx-amz-trailer-signature:" + sig + "\r\n")
+	}
+	b.WriteString("\r\n")
+	return []byte(b.String())
+}
+
+// FuzzSignedChunksTamper changes a correctly signed aws-chunked body in
+// any way (and the declared decoded length): whatever the decoder accepts
+// must be exactly the payload that was signed.
+func FuzzSignedChunksTamper(f *testing.F) {
+	key := signingKey(testSK, "20260314", testRegion, "s3")
+	amzDate, scope, seed := "20260314T120000Z", "20260314/"+testRegion+"/s3/aws4_request", strings.Repeat("5", 64)
+	payload := []byte("the signed payload of a streaming upload")
+	for _, size := range []int{1, 7, 16, len(payload)} {
+		for _, trailer := range []bool{false, true} {
+			wire := signedWire(key, amzDate, scope, seed, payload, size, trailer)
+			cfg := chunkedConfig{signed: true, trailer: trailer, decodedLength: int64(len(payload)), key: key, amzDate: amzDate, scope: scope, seed: seed}
+			if trailer {
+				cfg.checksumAlg = "CRC32"
+			}
+			if got, err := io.ReadAll(newChunkedReader(io.NopCloser(bytes.NewReader(wire)), cfg)); err != nil || !bytes.Equal(got, payload) {
+				f.Fatalf("seed (chunks of %d, trailer %v) refused: %v", size, trailer, err)
+			}
+			f.Add(wire, int64(len(payload)), trailer)
+		}
+	}
+	f.Add(signedWire(key, amzDate, scope, seed, nil, 1, false), int64(0), false)
+	f.Fuzz(func(t *testing.T, wire []byte, decoded int64, trailer bool) {
+		if decoded < 0 {
+			decoded = -decoded
+		}
+		cfg := chunkedConfig{signed: true, trailer: trailer, decodedLength: decoded % (1 << 16), key: key, amzDate: amzDate, scope: scope, seed: seed}
+		if trailer {
+			cfg.checksumAlg = "CRC32"
+		}
+		got, err := io.ReadAll(newChunkedReader(io.NopCloser(bytes.NewReader(wire)), cfg))
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(got, payload) && !(len(got) == 0 && cfg.decodedLength == 0 && bytes.HasPrefix(wire, []byte("0;"))) {
+			t.Fatalf("accepted %q, signed %q", got, payload)
+		}
+	})
+}
+
+// FuzzCanonicalURI: the canonical path keeps the path's segments (an
+// encoded slash stays inside its segment) and is made of unreserved
+// characters, '/' and %XX only.
+func FuzzCanonicalURI(f *testing.F) {
+	for _, p := range []string{"/a/b%2Fk", "/a%2fb/c", "/x y/%41%", "//a//./../b", "/%E3%81%82/+~", ""} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		u, err := url.Parse("http://h" + p)
+		if err != nil || u.Host != "h" || strings.ContainsAny(p, "?#") {
+			return
+		}
+		esc := u.EscapedPath()
+		c := canonicalURI(esc)
+		if esc == "" {
+			if c != "/" {
+				t.Fatalf("empty path gives %q", c)
+			}
+			return
+		}
+		segs, csegs := strings.Split(esc, "/"), strings.Split(c, "/")
+		if len(segs) != len(csegs) {
+			t.Fatalf("%q → %q: segments changed", esc, c)
+		}
+		for i := range segs {
+			if unescape(segs[i]) != unescape(csegs[i]) {
+				t.Fatalf("%q → %q: segment %d changed", esc, c, i)
+			}
+		}
+		for i := 0; i < len(c); i++ {
+			switch ch := c[i]; {
+			case isUnreserved(ch) || ch == '/':
+			case ch == '%' && i+2 < len(c) && strings.IndexByte(upperHex, c[i+1]) >= 0 && strings.IndexByte(upperHex, c[i+2]) >= 0:
+				i += 2
+			default:
+				t.Fatalf("%q → %q: byte %d not canonical", esc, c, i)
+			}
 		}
 	})
 }

@@ -59,6 +59,11 @@ func (r *hashReader) fail(err error) (int, error) {
 
 func (r *hashReader) readKnown(p []byte) (int, error) {
 	if r.left == 0 {
+		// At once for a declared empty body (an HTTP/2 request still has
+		// a body reader): its hash is checked like any other.
+		if verr := r.verify(); verr != nil {
+			return r.fail(verr)
+		}
 		r.err = io.EOF
 		return 0, io.EOF
 	}

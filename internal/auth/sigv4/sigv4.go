@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -196,6 +197,9 @@ func (a *Authenticator) authenticate(r *http.Request) (*auth.Principal, error) {
 	if e := checkToken(r, in, cred); e != nil {
 		return nil, e
 	}
+	if name := unsignedAmzHeader(r, in); name != "" {
+		return nil, s3err.ErrAccessDenied.WithMessage("There were headers present in the request which were not signed: %s", truncate(name))
+	}
 	payloadHash, e := a.payloadHash(r, in)
 	if e != nil {
 		return nil, e
@@ -212,7 +216,7 @@ func (a *Authenticator) authenticate(r *http.Request) (*auth.Principal, error) {
 		skip = qSignature
 	}
 	cq := canonicalQuery(query, skip)
-	uri := canonicalURI(r.URL.Path)
+	uri := canonicalURI(r.URL.EscapedPath())
 	got := signHex(key, stringToSign(amzDate, scope, canonicalRequest(r, uri, cq, in.signedHeaders, in.signedRaw, payloadHash)))
 	if !equalHex(got, in.signature) {
 		// A client that encodes its path differently from S3 signs the
@@ -351,6 +355,25 @@ func checkToken(r *http.Request, in *sigInput, cred *credential) *s3err.Error {
 		return s3err.ErrAccessDenied.WithMessage("There were headers present in the request which were not signed: x-amz-security-token")
 	}
 	return nil
+}
+
+// unsignedAmzHeader returns the (alphabetically first) x-amz-* header of
+// the request that the signature does not cover, or "". S3 refuses such a
+// request: the header would otherwise reach the backend unauthenticated
+// (metadata, tagging, checksums, x-amz-decoded-content-length, …). As in
+// S3, a presigned URL may come with an unsigned x-amz-content-sha256.
+func unsignedAmzHeader(r *http.Request, in *sigInput) string {
+	first := ""
+	for name := range r.Header {
+		lower := strings.ToLower(name)
+		if !strings.HasPrefix(lower, "x-amz-") || in.presigned && lower == "x-amz-content-sha256" {
+			continue
+		}
+		if !slices.Contains(in.signedHeaders, lower) && (first == "" || lower < first) {
+			first = lower
+		}
+	}
+	return first
 }
 
 // payloadHash returns the payload hash the signature covers and checks

@@ -16,6 +16,9 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api/s3err"
 )
 
@@ -193,5 +196,35 @@ func TestHashReaderWithholdsLastByte(t *testing.T) {
 	r = newHashReader(io.NopCloser(bytes.NewReader(body[:5])), int64(len(body)), good)
 	if _, err := io.ReadAll(r); !errors.Is(err, s3err.ErrIncompleteBody) {
 		t.Fatalf("short body: %v", err)
+	}
+}
+
+// A declared empty body (Content-Length: 0) that still comes with a body
+// reader, as HTTP/2 requests do, must match its signed payload hash too.
+func TestEmptyBodyIsHashChecked(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		hash string
+		want error
+	}{
+		{name: "empty hash", hash: emptySHA256Hex},
+		{name: "hash of other bytes", hash: hexSHA([]byte("not empty")), want: s3err.ErrXAmzContentSHA256Mismatch},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPut, "http://uploads.example/bucket/key.txt", nil)
+			r.Header.Set("X-Amz-Content-Sha256", c.hash)
+			creds := aws.Credentials{AccessKeyID: testAK, SecretAccessKey: testSK}
+			if err := v4.NewSigner().SignHTTP(context.Background(), creds, r, c.hash, "s3", testRegion, fixedNow); err != nil {
+				t.Fatal(err)
+			}
+			r.Body, r.ContentLength = io.NopCloser(strings.NewReader("")), 0
+			_, err := fixedAuth(t).Authenticate(context.Background(), r)
+			if err == nil {
+				_, err = io.ReadAll(r.Body)
+			}
+			if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
+				t.Fatalf("err %v, want %v", err, c.want)
+			}
+		})
 	}
 }

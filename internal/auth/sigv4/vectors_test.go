@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,12 +166,12 @@ func TestVectors(t *testing.T) {
 					}
 					query = kept
 				}
-				uri := canonicalURI(r.URL.Path)
+				uri := canonicalURI(r.URL.EscapedPath())
 				s3Canon := canonicalRequest(r, uri, canonicalQuery(query, skip), in.signedHeaders, in.signedRaw, payload)
 				genericCanon := s3Canon
 				normalizes := vc.Normalize && normalizePath(r.URL.Path) != r.URL.Path
 				if normalizes {
-					genericCanon = canonicalRequest(r, canonicalURI(normalizePath(r.URL.Path)), canonicalQuery(query, skip), in.signedHeaders, in.signedRaw, payload)
+					genericCanon = canonicalRequest(r, canonicalURI((&url.URL{Path: normalizePath(r.URL.Path)}).EscapedPath()), canonicalQuery(query, skip), in.signedHeaders, in.signedRaw, payload)
 				}
 				if genericCanon != wantCanon {
 					t.Fatalf("canonical request:\n%s\nwant:\n%s", genericCanon, wantCanon)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http/httptrace"
 	"sync/atomic"
 	"time"
 )
@@ -56,13 +57,21 @@ func (b *streamBody) clientErr() error {
 var errStalled = errors.New("storage backend stopped accepting the body")
 
 // watch cancels the returned context when the store has not read from b
-// for stall (while b was not itself waiting on the client). stop must be
-// called when the request is over.
+// for stall (while b was not itself waiting on the client) before the
+// whole request was written. stop must be called when the request is
+// over.
 func (b *streamBody) watch(ctx context.Context, stall time.Duration) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	if stall <= 0 {
 		return ctx, func() { cancel(nil) }
 	}
+	// Having read the whole body is not enough: its last bytes may still
+	// sit in the transport, blocked on a store that stopped reading, and
+	// ResponseHeaderTimeout only starts once the request is written.
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+	})
 	done := make(chan struct{})
 	go func() {
 		tick := time.NewTicker(stall / 4)
@@ -74,9 +83,9 @@ func (b *streamBody) watch(ctx context.Context, stall time.Duration) (context.Co
 			case <-ctx.Done():
 				return
 			case now := <-tick.C:
-				// Waiting on the client, or everything sent and the
+				// Waiting on the client, or the request written and the
 				// response pending (ResponseHeaderTimeout's job).
-				if b.inRead.Load() || b.n.Load() >= b.size {
+				if b.inRead.Load() || wrote.Load() {
 					continue
 				}
 				if now.Sub(time.Unix(0, b.last.Load())) > stall {
