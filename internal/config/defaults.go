@@ -37,6 +37,8 @@ const (
 	// that stops reading or answering.
 	DefaultStallTimeout          = 60
 	DefaultResponseHeaderTimeout = 300
+	// DefaultCORSMaxAge lets browsers reuse a preflight for ten minutes.
+	DefaultCORSMaxAge = 600
 	// DefaultStaleUploadSeconds is a day: longer than any upload in flight.
 	DefaultStaleUploadSeconds = 86400
 
@@ -115,6 +117,20 @@ func (b *Bucket) applyDefaults(d defaulter, p string) {
 	d.size(&u.MaxMemoryBuffer, p+".upload.max_memory_buffer", DefaultMaxMemoryBuffer)
 	d.size(&u.MinPartSize, p+".upload.min_part_size", DefaultMinPartSize)
 
+	if c := b.CORS; c != nil {
+		if len(c.AllowedMethods) == 0 {
+			c.AllowedMethods = []string{"PUT", "POST", "DELETE", "GET"}
+		}
+		if len(c.AllowedHeaders) == 0 {
+			c.AllowedHeaders = []string{"*"}
+		}
+		if len(c.ExposeHeaders) == 0 {
+			c.ExposeHeaders = []string{"ETag", "x-amz-request-id", "x-amz-version-id",
+				"x-amz-checksum-crc32", "x-amz-checksum-crc32c", "x-amz-checksum-crc64nvme",
+				"x-amz-checksum-sha1", "x-amz-checksum-sha256"}
+		}
+		d.int(&c.MaxAgeSeconds, p+".cors.max_age_seconds", DefaultCORSMaxAge)
+	}
 	if s := b.S3; s != nil {
 		d.int(&s.StallTimeoutSeconds, p+".s3.stall_timeout_seconds", DefaultStallTimeout)
 		d.int(&s.ResponseHeaderTimeoutSeconds, p+".s3.response_header_timeout_seconds", DefaultResponseHeaderTimeout)

@@ -81,6 +81,27 @@ type Bucket struct {
 	// Authz omitted means disabled (no policy).
 	Authz  *Authz `yaml:"authz"`
 	Upload Upload `yaml:"upload"`
+	// CORS lets browser pages on other origins upload; omitted means
+	// cross-origin requests are refused (preflights get 403).
+	CORS *CORS `yaml:"cors"`
+}
+
+// CORS is the cross-origin policy of a bucket, as S3's bucket CORS rules.
+type CORS struct {
+	// AllowedOrigins are exact origins (scheme://host[:port]) or "*".
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// AllowedMethods default to PUT, POST, DELETE and GET (the upload
+	// operations).
+	AllowedMethods []string `yaml:"allowed_methods"`
+	// AllowedHeaders are request header names a page may send; "*" (the
+	// default) allows any.
+	AllowedHeaders []string `yaml:"allowed_headers"`
+	// ExposeHeaders are response headers the page may read; the default
+	// exposes ETag, x-amz-request-id, x-amz-version-id and the
+	// x-amz-checksum-* headers.
+	ExposeHeaders []string `yaml:"expose_headers"`
+	// MaxAgeSeconds lets browsers cache a preflight answer.
+	MaxAgeSeconds int `yaml:"max_age_seconds"`
 }
 
 // S3Backend stores objects in an S3-compatible service.

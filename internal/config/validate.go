@@ -157,7 +157,34 @@ func (k *checker) buckets() {
 		k.auth(b, p)
 		k.authz(b, p)
 		k.upload(b, p)
+		k.cors(b.CORS, p+".cors")
 	}
+}
+
+func (k *checker) cors(c *CORS, p string) {
+	if c == nil {
+		return
+	}
+	if len(c.AllowedOrigins) == 0 {
+		k.errf(p+".allowed_origins", "required: list the origins (scheme://host[:port]) or \"*\"")
+	}
+	for i, o := range c.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+			k.errf(fmt.Sprintf("%s.allowed_origins[%d]", p, i), "%q is not an origin (scheme://host[:port]) or \"*\"", o)
+		}
+	}
+	for i, m := range c.AllowedMethods {
+		switch m {
+		case "PUT", "POST", "DELETE", "GET", "HEAD":
+		default:
+			k.errf(fmt.Sprintf("%s.allowed_methods[%d]", p, i), "%q is not one of PUT, POST, DELETE, GET, HEAD", m)
+		}
+	}
+	k.atLeast(p+".max_age_seconds", c.MaxAgeSeconds, 0)
 }
 
 // prefixProblem says what is wrong with a path prefix, or "".

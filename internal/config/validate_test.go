@@ -49,6 +49,12 @@ func TestValidationErrors(t *testing.T) {
 		{"s3 endpoint not a URL", s3b("endpoint: 127.0.0.1:9000"), []string{"t.yaml:7: buckets[0].s3.endpoint: "}},
 		{"s3 endpoint with other scheme", s3b("endpoint: ftp://h"), []string{`t.yaml:7: buckets[0].s3.endpoint: scheme "ftp" not allowed`}},
 		{"s3 key prefix with dot-dot", s3b("key_prefix: a/../b"), []string{`t.yaml:7: buckets[0].s3.key_prefix: "a/../b" must not start with /`}},
+		{"cors without origins", b + "    cors: { max_age_seconds: 1 }\n", []string{"t.yaml:5: buckets[0].cors.allowed_origins: required"}},
+		{"cors origin with a path", b + "    cors: { allowed_origins: [\"https://a.example/x\"] }\n", []string{`buckets[0].cors.allowed_origins[0]: "https://a.example/x" is not an origin`}},
+		{"cors origin without scheme", b + "    cors: { allowed_origins: [a.example] }\n", []string{`buckets[0].cors.allowed_origins[0]: "a.example" is not an origin`}},
+		{"cors unknown method", b + "    cors: { allowed_origins: [\"*\"], allowed_methods: [PATCH] }\n", []string{`buckets[0].cors.allowed_methods[0]: "PATCH" is not one of`}},
+		{"cors negative max age", b + "    cors: { allowed_origins: [\"*\"], max_age_seconds: -1 }\n", []string{"buckets[0].cors.max_age_seconds"}},
+		{"cors is fine", b + "    cors: { allowed_origins: [\"https://a.example:8443\", \"*\"] }\n", nil},
 
 		{"auth enabled without method", b + "    auth: { enabled: true }\n", []string{"t.yaml:5: buckets[0].auth: enabled without a method"}},
 		{"jwt algorithm missing", jwtb("secret: x"), []string{"t.yaml:7: buckets[0].auth.jwt.algorithm: required"}},

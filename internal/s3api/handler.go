@@ -43,6 +43,8 @@ type Bucket struct {
 	Upload config.Upload
 	// Region is answered by GetBucketLocation and HeadBucket.
 	Region string
+	// CORS is the bucket's cross-origin policy; nil refuses preflights.
+	CORS *config.CORS
 
 	segments []string
 }
@@ -242,6 +244,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error 
 		return s3err.ErrNoSuchBucket
 	}
 	s.Bucket = b
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			return b.preflight(w, r, origin)
+		}
+		b.corsResponse(w.Header(), origin, r.Method)
+	}
 	req, err := Classify(r.Method, rawKey != "", r.URL.Query(), r.Header)
 	if err != nil {
 		return err

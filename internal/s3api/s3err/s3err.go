@@ -80,6 +80,7 @@ func def(code string, status int, msg string) *Error {
 
 // The error table. Messages follow S3's wording where S3 has one.
 var (
+	ErrAccessForbidden                   = def("AccessForbidden", http.StatusForbidden, "CORSResponse: This CORS request is not allowed.")
 	ErrAccessDenied                      = def("AccessDenied", http.StatusForbidden, "Access Denied")
 	ErrBucketAlreadyOwnedByYou           = def("BucketAlreadyOwnedByYou", http.StatusConflict, "Your previous request to create the named bucket succeeded and you already own it.")
 	ErrBadDigest                         = def("BadDigest", http.StatusBadRequest, "The Content-MD5 or checksum you specified did not match what we received.")
