@@ -23,7 +23,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
-	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/testproc"
 )
 
 func randomBytes(t *testing.T, n int) []byte {
@@ -311,6 +310,29 @@ func TestGracefulShutdownLetsUploadsFinish(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(m.Dir, "uploads/stalls.bin")); err == nil {
 		t.Fatal("stalled upload became an object")
 	}
-	_ = testproc.FreePort
-	_ = http.MethodPut
+}
+
+// TestCORSThroughTheBinary checks that a bucket's cors section reaches the
+// handler: a browser's preflight is answered and the upload's answer can be
+// read by the page; a bucket without cors refuses preflights.
+func TestCORSThroughTheBinary(t *testing.T) {
+	t.Parallel()
+	m := startMizuchi(t, twoBuckets+`    cors:
+      allowed_origins: ["https://app.example"]
+`)
+	pre := http.Header{"Origin": {"https://app.example"}, "Access-Control-Request-Method": {"PUT"}, "Access-Control-Request-Headers": {"content-type"}}
+	resp, body := rawRequest(t, "OPTIONS", m.URL+"/private/page/photo.jpg", nil, pre)
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Fatalf("preflight: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	resp, body = rawRequest(t, "OPTIONS", m.URL+"/uploads/page/photo.jpg", nil, pre)
+	if resp.StatusCode != 403 || !strings.Contains(body, "AccessForbidden") {
+		t.Fatalf("preflight on a bucket without cors: %d %s", resp.StatusCode, body)
+	}
+	resp, body = rawRequest(t, "PUT", m.URL+"/private/page/photo.jpg", strings.NewReader("jpeg"), http.Header{"Origin": {"https://app.example"}})
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "ETag") {
+		t.Fatalf("cross-origin upload: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	assertFile(t, filepath.Join(m.Dir, "private/page/photo.jpg"), []byte("jpeg"))
 }
