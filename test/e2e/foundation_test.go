@@ -22,7 +22,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
-
 )
 
 func randomBytes(t *testing.T, n int) []byte {
