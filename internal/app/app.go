@@ -48,11 +48,6 @@ type App struct {
 	cleanups []func(context.Context)
 
 	inflight sync.WaitGroup
-
-	mu          sync.Mutex
-	s3Addr      net.Addr
-	metricsAddr net.Addr
-	started     chan struct{}
 }
 
 // New builds everything the configuration describes. Nothing listens yet.
@@ -67,7 +62,6 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		log:      log,
 		registry: reg,
 		metrics:  telemetry.NewMetrics(reg, telemetry.BuildInfo{Version: o.Version, Commit: o.Commit}),
-		started:  make(chan struct{}),
 	}
 	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, telemetry.TracingOptions{Metrics: a.metrics, Logger: log, Version: o.Version})
 	if err != nil {
@@ -184,17 +178,6 @@ func (a *App) hooks() s3api.Hooks {
 // Handler returns the S3 handler (for tests).
 func (a *App) Handler() http.Handler { return a.handler }
 
-// Registry returns the Prometheus registry (for tests).
-func (a *App) Registry() *prometheus.Registry { return a.registry }
-
-// Addr returns the S3 listener's address once Run has started listening.
-func (a *App) Addr() net.Addr {
-	<-a.started
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.s3Addr
-}
-
 // Close releases the resources of backends and engines.
 func (a *App) Close() error {
 	var errs []error
@@ -212,7 +195,6 @@ func (a *App) Run(ctx context.Context) error {
 	srvCfg := a.cfg.Server
 	ln, err := net.Listen("tcp", srvCfg.Address)
 	if err != nil {
-		close(a.started)
 		return fmt.Errorf("listen %s: %w", srvCfg.Address, err)
 	}
 	var metricsLn net.Listener
@@ -220,17 +202,9 @@ func (a *App) Run(ctx context.Context) error {
 		metricsLn, err = net.Listen("tcp", a.cfg.Metrics.Address)
 		if err != nil {
 			ln.Close()
-			close(a.started)
 			return fmt.Errorf("listen %s (metrics): %w", a.cfg.Metrics.Address, err)
 		}
 	}
-	a.mu.Lock()
-	a.s3Addr = ln.Addr()
-	if metricsLn != nil {
-		a.metricsAddr = metricsLn.Addr()
-	}
-	a.mu.Unlock()
-	close(a.started)
 
 	// Requests run under baseCtx, which is cancelled only when the grace
 	// period is over, so in-flight uploads are aborted through their
