@@ -342,18 +342,11 @@ func (s *Store) completeClaimed(ctx context.Context, dir string, in *backend.Com
 }
 
 func (s *Store) assemble(ctx context.Context, staging string, up *uploadRecord, parts []*partRecord) (*backend.CompleteMultipartUploadOutput, error) {
-	f, tmp, created, err := s.openTemp(up.Key)
+	t, err := s.openTemp(up.Key)
 	if err != nil {
 		return nil, err
 	}
-	done := false
-	defer func() {
-		if !done {
-			_ = f.Close()
-			_ = s.root.Remove(tmp)
-			s.removeDirs(created)
-		}
-	}()
+	defer t.discard()
 	var full *verifier
 	if up.fullObject() {
 		full = &verifier{md5: md5.New(), sum: checksum.New(up.ChecksumAlgorithm), alg: up.ChecksumAlgorithm}
@@ -383,10 +376,10 @@ func (s *Store) assemble(ctx context.Context, staging string, up *uploadRecord, 
 		}
 		var n int64
 		if full != nil {
-			n, err = io.Copy(io.MultiWriter(f, full), src)
+			n, err = io.Copy(io.MultiWriter(t.f, full), src)
 		} else {
 			// File to file: Linux moves the bytes with copy_file_range.
-			n, err = io.Copy(f, src)
+			n, err = io.Copy(t.f, src)
 		}
 		_ = src.Close()
 		if err != nil {
@@ -396,12 +389,6 @@ func (s *Store) assemble(ctx context.Context, staging string, up *uploadRecord, 
 			return nil, fmt.Errorf("part %d: staged %d bytes, recorded %d", p.Number, n, p.Size)
 		}
 		size += n
-	}
-	if err := f.Sync(); err != nil {
-		return nil, err
-	}
-	if err := f.Close(); err != nil {
-		return nil, err
 	}
 	out := &backend.CompleteMultipartUploadOutput{
 		ETag: `"` + hex.EncodeToString(etags.Sum(nil)) + "-" + strconv.Itoa(len(parts)) + `"`,
@@ -422,11 +409,10 @@ func (s *Store) assemble(ctx context.Context, staging string, up *uploadRecord, 
 	if out.Checksum.Algorithm != "" {
 		rec.Checksum = &out.Checksum
 	}
-	if err := s.commit(tmp, rec, created); err != nil {
+	if err := t.commit(rec); err != nil {
 		return nil, err
 	}
-	done = true
-	if err := s.syncDirs(created, path.Dir(up.Key)); err != nil {
+	if err := s.syncDirs(t.created, path.Dir(up.Key)); err != nil {
 		s.log.Warn("fsync of object directory failed", "error", err)
 	}
 	return out, nil

@@ -45,25 +45,15 @@ func (s *Store) PutObject(ctx context.Context, in *backend.PutObjectInput) (*bac
 	if err := s.precheck(in.Key); err != nil {
 		return nil, err
 	}
-	f, tmp, created, err := s.openTemp(in.Key)
+	t, err := s.openTemp(in.Key)
 	if err != nil {
 		return nil, err
 	}
-	done := false
-	defer func() {
-		if !done {
-			_ = f.Close()
-			_ = s.root.Remove(tmp)
-			s.removeDirs(created)
-		}
-	}()
-	if err := copyBody(ctx, f, in.Body, in.Size, v); err != nil {
+	defer t.discard()
+	if err := copyBody(ctx, t.f, in.Body, in.Size, v); err != nil {
 		return nil, err
 	}
 	if err := v.verify(); err != nil {
-		return nil, err
-	}
-	if err := f.Sync(); err != nil {
 		return nil, err
 	}
 	rec := &objectRecord{
@@ -75,14 +65,10 @@ func (s *Store) PutObject(ctx context.Context, in *backend.PutObjectInput) (*bac
 		out.Checksum = backend.Checksum{Algorithm: v.alg, Value: v.checksum()}
 		rec.Checksum = &out.Checksum
 	}
-	if err := f.Close(); err != nil {
+	if err := t.commit(rec); err != nil {
 		return nil, err
 	}
-	if err := s.commit(tmp, rec, created); err != nil {
-		return nil, err
-	}
-	done = true
-	if err := s.syncDirs(created, path.Dir(in.Key)); err != nil {
+	if err := s.syncDirs(t.created, path.Dir(in.Key)); err != nil {
 		// The object is visible but its directory entry may not survive
 		// a crash: report the failure so that the client retries.
 		s.log.Warn("fsync of object directory failed", "error", err)

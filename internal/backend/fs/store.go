@@ -366,10 +366,63 @@ func (s *Store) writeMeta(rec *objectRecord) error {
 	}
 }
 
-// commit makes tmp, a complete and fsynced temp file in key's directory,
-// visible as key: metadata first, then the object, each by rename
-// followed by an fsync of its directory.
-func (s *Store) commit(tmp string, rec *objectRecord, created []string) error {
+// tempObject is an object being written to a hidden temp file in its
+// key's directory. Until commit succeeds, discard (deferred by every
+// writer) removes the file and the directories created for it, so a failed
+// or cancelled upload leaves nothing visible.
+type tempObject struct {
+	s       *Store
+	key     string
+	f       *os.File
+	name    string
+	created []string // directories made for the key, shallowest first
+	done    bool
+}
+
+// openTemp creates key's directory and a temp file in it. A directory
+// removed by a concurrently failing upload is created again.
+func (s *Store) openTemp(key string) (*tempObject, error) {
+	dir := path.Dir(key)
+	var all []string
+	for attempt := 0; ; attempt++ {
+		created, err := s.ensureDir(dir)
+		all = append(all, created...)
+		if err != nil {
+			s.removeDirs(all)
+			return nil, err
+		}
+		f, tmp, err := s.createTemp(dir)
+		if err == nil {
+			return &tempObject{s: s, key: key, f: f, name: tmp, created: all}, nil
+		}
+		if !errors.Is(err, iofs.ErrNotExist) || attempt >= 3 {
+			s.removeDirs(all)
+			return nil, classifyPathErr(err)
+		}
+	}
+}
+
+// discard removes the temp file unless it was committed.
+func (t *tempObject) discard() {
+	if t.done {
+		return
+	}
+	_ = t.f.Close()
+	_ = t.s.root.Remove(t.name)
+	t.s.removeDirs(t.created)
+}
+
+// commit fsyncs and closes the complete temp file and makes it visible as
+// the key: metadata first, then the object, each by rename. The caller
+// then fsyncs the directories (syncDirs).
+func (t *tempObject) commit(rec *objectRecord) error {
+	if err := t.f.Sync(); err != nil {
+		return err
+	}
+	if err := t.f.Close(); err != nil {
+		return err
+	}
+	s := t.s
 	if err := s.writeMeta(rec); err != nil {
 		return fmt.Errorf("write metadata: %w", err)
 	}
@@ -378,36 +431,14 @@ func (s *Store) commit(tmp string, rec *objectRecord, created []string) error {
 			return err
 		}
 	}
-	if err := s.root.Rename(tmp, rec.Key); err != nil {
+	if err := s.root.Rename(t.name, rec.Key); err != nil {
 		if errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.ENOTEMPTY) {
 			return ErrExistingObjectIsDirectory.WithCause(err)
 		}
 		return classifyPathErr(err)
 	}
+	t.done = true
 	return nil
-}
-
-// openTemp creates key's directory and a temp file in it. A directory
-// removed by a concurrently failing upload is created again.
-func (s *Store) openTemp(key string) (*os.File, string, []string, error) {
-	dir := path.Dir(key)
-	var all []string
-	for attempt := 0; ; attempt++ {
-		created, err := s.ensureDir(dir)
-		all = append(all, created...)
-		if err != nil {
-			s.removeDirs(all)
-			return nil, "", nil, err
-		}
-		f, tmp, err := s.createTemp(dir)
-		if err == nil {
-			return f, tmp, all, nil
-		}
-		if !errors.Is(err, iofs.ErrNotExist) || attempt >= 3 {
-			s.removeDirs(all)
-			return nil, "", nil, classifyPathErr(err)
-		}
-	}
 }
 
 // lockMap hands out one RWMutex per multipart upload id.
