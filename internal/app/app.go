@@ -169,7 +169,7 @@ func (a *App) hooks() s3api.Hooks {
 				attribute.String("enduser.hash", telemetry.SubjectHash(key, p.Subject)),
 				attribute.String("mizuchi.auth.method", string(p.Method)))
 		},
-		Transferred: func(ctx context.Context, clientWait, backendTime time.Duration, _ int64) {
+		Transferred: func(ctx context.Context, clientWait, backendTime time.Duration) {
 			telemetry.RecordUploadWait(ctx, clientWait, max(backendTime-clientWait, 0))
 		},
 	}

@@ -61,7 +61,7 @@ type Hooks struct {
 	Authenticated func(ctx context.Context, p *auth.Principal)
 	// Transferred reports, for a request with a body, the time spent
 	// waiting on the client and the total time spent in the backend call.
-	Transferred func(ctx context.Context, clientWait, backendTime time.Duration, bytes int64)
+	Transferred func(ctx context.Context, clientWait, backendTime time.Duration)
 }
 
 // ReadyFunc reports readiness for /readyz with details per component.
@@ -468,7 +468,7 @@ func (h *Handler) afterBody(r *http.Request, s *Scope, bd *body, start time.Time
 	n, wait, readErr := bd.stats()
 	s.Bytes = n
 	if h.hooks.Transferred != nil {
-		h.hooks.Transferred(r.Context(), wait, time.Since(start), n)
+		h.hooks.Transferred(r.Context(), wait, time.Since(start))
 	}
 	if err != nil {
 		if readErr != nil {
