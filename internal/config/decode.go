@@ -327,7 +327,8 @@ func kindName(n *yaml.Node) string {
 }
 
 // sensitiveKeys are keys whose values never appear in messages.
-var sensitiveKeys = map[string]bool{"secret": true, "secret_key": true, "session_token": true, "access_key": true, "api_token": true}
+var sensitiveKeys = map[string]bool{"secret": true, "secret_key": true, "session_token": true, "access_key": true, "api_token": true,
+	"password": true, "subject_hash_key": true}
 
 // shown renders a scalar for an error message, unless it is secret or came
 // from the environment (which may hold secrets).
@@ -336,7 +337,7 @@ func shown(n *yaml.Node, path string, fromEnv bool) string {
 	switch {
 	case fromEnv:
 		return "a value from the environment"
-	case sensitiveKeys[last] || strings.Contains(path, ".headers."):
+	case sensitiveKeys[last] || strings.Contains(path, ".headers.") || strings.Contains(path, "upload_id_keys"):
 		return "a value that is not shown"
 	}
 	v := n.Value

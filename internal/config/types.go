@@ -8,6 +8,8 @@ type Config struct {
 	Metrics Metrics  `yaml:"metrics"`
 	Tracing Tracing  `yaml:"tracing"`
 	Logging Logging  `yaml:"logging"`
+	// State is what replicas share (state.go).
+	State State `yaml:"state"`
 
 	// Source names where the configuration came from: a file path, or
 	// SourceBuiltin. Not part of the YAML.
@@ -44,6 +46,10 @@ type Server struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// ZeroCopy controls splice/sendfile on the data path.
 	ZeroCopy ZeroCopy `yaml:"zero_copy"`
+	// UploadIDKeys seal the multipart upload ids handed to clients: the
+	// first seals, every one opens (rotation). Empty: a random key per
+	// process. Never printed.
+	UploadIDKeys []string `yaml:"upload_id_keys"`
 }
 
 // TLS names a certificate and key in PEM files.
@@ -283,6 +289,9 @@ type Tracing struct {
 	OTLP             OTLP     `yaml:"otlp"`
 	Sampling         Sampling `yaml:"sampling"`
 	Batch            Batch    `yaml:"batch"`
+	// SubjectHashKey keys the HMAC behind enduser.hash, so every replica
+	// hashes a subject alike. Empty: a random key per process.
+	SubjectHashKey string `yaml:"subject_hash_key"`
 }
 
 // OTLP configures the span exporter.

@@ -87,6 +87,7 @@ func (c *Config) check() *checker {
 	k.metrics()
 	k.tracing()
 	k.logging()
+	k.state()
 	return k
 }
 

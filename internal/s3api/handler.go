@@ -78,9 +78,9 @@ type Options struct {
 	// BodyIdleTimeout bounds how long a client may send nothing in the
 	// middle of a body; zero means no limit.
 	BodyIdleTimeout time.Duration
-	// MaxBindings bounds the multipart upload → subject table (default
-	// 100000).
-	MaxBindings int
+	// UploadIDs seals the multipart upload ids clients see (uploadid.go);
+	// nil: a random key, valid in this process only.
+	UploadIDs *UploadIDs
 }
 
 // Handler serves the S3 API and the health endpoints.
@@ -91,17 +91,17 @@ type Handler struct {
 	trusted  []netip.Prefix
 	ready    ReadyFunc
 	hooks    Hooks
-	bindings *bindings
+	ids      *UploadIDs
 	bodyIdle time.Duration
 }
 
 // NewHandler builds the handler.
 func NewHandler(o Options) *Handler {
-	if o.MaxBindings <= 0 {
-		o.MaxBindings = 100000
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.UploadIDs == nil {
+		o.UploadIDs = ephemeralUploadIDs()
 	}
 	return &Handler{
 		router:   NewRouter(o.Buckets),
@@ -110,7 +110,7 @@ func NewHandler(o Options) *Handler {
 		trusted:  o.TrustedProxies,
 		ready:    o.Ready,
 		hooks:    o.Hooks,
-		bindings: newBindings(o.MaxBindings),
+		ids:      o.UploadIDs,
 		bodyIdle: o.BodyIdleTimeout,
 	}
 }
@@ -376,16 +376,11 @@ var actions = map[Operation]string{
 	OpListParts:               authz.ActionListParts,
 }
 
-// authorize asks the policy engine, except for calls on a multipart upload
-// whose creator is known: those are bound to the same subject and key.
+// authorize asks the policy engine, except for calls on a multipart upload:
+// its id names the creator, bucket and key (uploadid.go).
 func (h *Handler) authorize(ctx context.Context, r *http.Request, s *Scope, b *Bucket, req Request) error {
 	if req.UploadID != "" {
-		if subject, key, ok := h.bindings.lookup(b.Name, req.UploadID); ok {
-			if subject != s.Principal.Subject || key != s.Key {
-				return s3err.ErrAccessDenied
-			}
-			return nil
-		}
+		return h.checkUploadOwner(s, b, req.UploadID)
 	}
 	if b.Authz == nil {
 		return nil
@@ -507,9 +502,9 @@ func (h *Handler) createMultipartUpload(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
-	h.bindings.add(s.Bucket.Name, out.UploadID, s.Principal.Subject, s.Key)
+	id := h.ids.Seal(s.Bucket.Name, s.Key, s.Principal.Subject, out.UploadID, time.Now())
 	return writeXML(w, http.StatusOK, initiateMultipartUploadResult{
-		Xmlns: s3Namespace, Bucket: s.Bucket.clientName(), Key: s.Key, UploadID: out.UploadID,
+		Xmlns: s3Namespace, Bucket: s.Bucket.clientName(), Key: s.Key, UploadID: id,
 	})
 }
 
@@ -521,7 +516,7 @@ func (h *Handler) uploadPart(w http.ResponseWriter, r *http.Request, s *Scope) e
 	bd := h.newBody(w, r)
 	start := time.Now()
 	out, err := s.Bucket.Backend.UploadPart(r.Context(), &backend.UploadPartInput{
-		Key: s.Key, UploadID: s.Request.UploadID, PartNumber: s.Request.PartNumber,
+		Key: s.Key, UploadID: s.backendUploadID, PartNumber: s.Request.PartNumber,
 		Body: bd, Size: r.ContentLength, Integrity: integ,
 	})
 	if err := h.afterBody(r, s, bd, start, err); err != nil {
@@ -545,13 +540,12 @@ func (h *Handler) completeMultipartUpload(w http.ResponseWriter, r *http.Request
 		return err
 	}
 	out, err := s.Bucket.Backend.CompleteMultipartUpload(r.Context(), &backend.CompleteMultipartUploadInput{
-		Key: s.Key, UploadID: s.Request.UploadID, Parts: parts,
+		Key: s.Key, UploadID: s.backendUploadID, Parts: parts,
 	})
 	if err != nil {
 		h.countMultipart(s, "failed")
 		return err
 	}
-	h.bindings.remove(s.Bucket.Name, s.Request.UploadID)
 	h.countMultipart(s, "completed")
 	res := completeMultipartUploadResult{
 		Xmlns: s3Namespace, Location: s.Bucket.Prefix + "/" + s.Key,
@@ -566,12 +560,11 @@ func (h *Handler) completeMultipartUpload(w http.ResponseWriter, r *http.Request
 
 func (h *Handler) abortMultipartUpload(w http.ResponseWriter, r *http.Request, s *Scope) error {
 	err := s.Bucket.Backend.AbortMultipartUpload(r.Context(), &backend.AbortMultipartUploadInput{
-		Key: s.Key, UploadID: s.Request.UploadID,
+		Key: s.Key, UploadID: s.backendUploadID,
 	})
 	if err != nil {
 		return err
 	}
-	h.bindings.remove(s.Bucket.Name, s.Request.UploadID)
 	h.countMultipart(s, "aborted")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -579,7 +572,7 @@ func (h *Handler) abortMultipartUpload(w http.ResponseWriter, r *http.Request, s
 
 func (h *Handler) listParts(w http.ResponseWriter, r *http.Request, s *Scope) error {
 	q := r.URL.Query()
-	in := &backend.ListPartsInput{Key: s.Key, UploadID: s.Request.UploadID}
+	in := &backend.ListPartsInput{Key: s.Key, UploadID: s.backendUploadID}
 	if v := q.Get("part-number-marker"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 32)
 		if err != nil || n < 0 {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -227,7 +228,7 @@ func TestMultipartCallsAreBoundToTheCreator(t *testing.T) {
 		t.Fatalf("part by another subject: %d %s", resp.StatusCode, out)
 	}
 	resp, out = f.do(t, "PUT", "/b/alice/other.bin?partNumber=1&uploadId="+created.UploadID, "alice", strings.NewReader("part"), 4, nil)
-	if resp.StatusCode != 403 {
+	if resp.StatusCode != 404 || errorCode(t, out) != "NoSuchUpload" {
 		t.Fatalf("part for another key: %d %s", resp.StatusCode, out)
 	}
 	resp, out = f.do(t, "PUT", partPath, "alice", strings.NewReader("part"), 4, nil)
@@ -256,24 +257,60 @@ func TestMultipartCallsAreBoundToTheCreator(t *testing.T) {
 	}
 }
 
-// After a restart the binding is gone: the policy decides with the
-// operation's own action.
-func TestUnboundMultipartCallsAskThePolicy(t *testing.T) {
-	f := newFixture(t, config.Upload{})
-	resp, out := f.do(t, "POST", "/b/alice/x?uploads", "alice", nil, 0, nil)
+// After a restart, or on another replica with the same keys, the upload id
+// still names its creator; with other keys it names nothing.
+func TestUploadIDsHoldAcrossProcesses(t *testing.T) {
+	const k1, k2 = "first-key-0123456789abcdef0123456789", "second-key-0123456789abcdef012345678"
+	ids := func(keys ...string) func(*Options) {
+		return func(o *Options) {
+			u, err := NewUploadIDs(keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.UploadIDs = u
+		}
+	}
+	a := newFixture(t, config.Upload{}, ids(k1))
+	resp, out := a.do(t, "POST", "/b/alice/x?uploads", "alice", nil, 0, nil)
 	var created initiateMultipartUploadResult
 	_ = xml.Unmarshal([]byte(out), &created)
 	if resp.StatusCode != 200 {
 		t.Fatal(out)
 	}
-	f.handler.bindings.remove("b", created.UploadID) // as after a restart
-	resp, out = f.do(t, "PUT", "/b/alice/x?partNumber=1&uploadId="+created.UploadID, "bob", strings.NewReader("p"), 1, nil)
-	if resp.StatusCode != 403 {
-		t.Fatalf("unbound part by bob: %d %s", resp.StatusCode, out)
+	// Another process on the same storage, its keys rotated: k2 seals, k1
+	// still opens.
+	b := newFixture(t, config.Upload{}, ids(k2, k1))
+	b.handler.router = a.handler.router
+	part := "/b/alice/x?partNumber=1&uploadId=" + created.UploadID
+	calls := b.policy.count()
+	resp, out = b.do(t, "PUT", part, "bob", strings.NewReader("p"), 1, nil)
+	if resp.StatusCode != 403 || errorCode(t, out) != "AccessDenied" {
+		t.Fatalf("part by bob on another process: %d %s", resp.StatusCode, out)
 	}
-	last := f.policy.calls[len(f.policy.calls)-1]
-	if last.Action != authz.ActionUploadPart || last.Subject != "bob" {
-		t.Fatalf("policy asked %+v", last)
+	resp, out = b.do(t, "PUT", part, "alice", strings.NewReader("p"), 1, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("part by alice on another process: %d %s", resp.StatusCode, out)
+	}
+	if b.policy.count() != calls {
+		t.Fatal("calls on an upload asked the policy engine")
+	}
+	// A process without the key that sealed it.
+	c := newFixture(t, config.Upload{}, ids(k2))
+	c.handler.router = a.handler.router
+	resp, out = c.do(t, "PUT", part, "alice", strings.NewReader("p"), 1, nil)
+	if resp.StatusCode != 404 || errorCode(t, out) != "NoSuchUpload" {
+		t.Fatalf("part with an id of an unknown key: %d %s", resp.StatusCode, out)
+	}
+	// The backend's own id is not an upload id a client may use.
+	entries, _ := os.ReadDir(filepath.Join(a.root, fs.UploadsDir))
+	if len(entries) == 0 {
+		t.Fatal("no staging directory")
+	}
+	for _, e := range entries {
+		resp, out = a.do(t, "PUT", "/b/alice/x?partNumber=1&uploadId="+e.Name(), "alice", strings.NewReader("p"), 1, nil)
+		if resp.StatusCode != 404 || errorCode(t, out) != "NoSuchUpload" {
+			t.Fatalf("part with the backend's id: %d %s", resp.StatusCode, out)
+		}
 	}
 }
 
@@ -300,6 +337,13 @@ func TestBucketProbesAndErrors(t *testing.T) {
 		t.Fatalf("ListBuckets %d %s", resp.StatusCode, out)
 	}
 	resp, out = f.do(t, "POST", "/b/alice/x?uploadId=nope", "alice", strings.NewReader("<CompleteMultipartUpload/>"), 26, nil)
+	if resp.StatusCode != 404 || errorCode(t, out) != "NoSuchUpload" {
+		t.Fatalf("complete of an unknown upload %d %s", resp.StatusCode, out)
+	}
+	_, out = f.do(t, "POST", "/b/alice/x?uploads", "alice", nil, 0, nil)
+	var created initiateMultipartUploadResult
+	_ = xml.Unmarshal([]byte(out), &created)
+	resp, out = f.do(t, "POST", "/b/alice/x?uploadId="+created.UploadID, "alice", strings.NewReader("<CompleteMultipartUpload/>"), 26, nil)
 	if resp.StatusCode != 400 || errorCode(t, out) != "MalformedXML" {
 		t.Fatalf("empty complete %d %s", resp.StatusCode, out)
 	}

@@ -20,6 +20,9 @@ type Scope struct {
 	// Status and Code are what was answered.
 	Status int
 	Code   string
+
+	// backendUploadID is the backend's id inside Request.UploadID.
+	backendUploadID string
 }
 
 type scopeKey struct{}

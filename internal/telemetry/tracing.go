@@ -128,7 +128,10 @@ func newTracing(ctx context.Context, cfg config.Tracing, opts TracingOptions, ex
 		subjectKey: make([]byte, 32),
 		shutdownTO: res.ShutdownTimeout,
 	}
-	if _, err := rand.Read(t.subjectKey); err != nil {
+	if cfg.SubjectHashKey != "" {
+		// Configured: every replica hashes a subject alike.
+		t.subjectKey = []byte(cfg.SubjectHashKey)
+	} else if _, err := rand.Read(t.subjectKey); err != nil {
 		return nil, fmt.Errorf("tracing: subject hash key: %w", err)
 	}
 	if !cfg.Enabled {
@@ -207,8 +210,9 @@ func (t *Tracing) Propagator() propagation.TextMapPropagator { return t.prop }
 // RecordObjectKeys reports whether object keys may be recorded in spans.
 func (t *Tracing) RecordObjectKeys() bool { return t.recordKeys }
 
-// SubjectKey is the per-process key for SubjectHash. It is random at every
-// start, so hashes correlate requests of one process run only.
+// SubjectKey is the key for SubjectHash: tracing.subject_hash_key, so
+// hashes correlate across replicas and restarts; without it, random at
+// every start, so hashes correlate requests of one process run only.
 func (t *Tracing) SubjectKey() []byte { return t.subjectKey }
 
 // Enabled reports whether spans are recorded and exported.

@@ -115,3 +115,22 @@ func TestShutdownIsBoundedWithAStuckExporter(t *testing.T) {
 		t.Errorf("failures = %v, want 6 (1 in flight, 5 queued)", got)
 	}
 }
+
+// tracing.subject_hash_key makes enduser.hash equal across processes;
+// without it every process has its own key.
+func TestSubjectHashKeyFromConfig(t *testing.T) {
+	cfg := config.Tracing{SubjectHashKey: "fleet-wide-key-0123456789abcdef0123"}
+	a, err := NewTracing(context.Background(), cfg, TracingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewTracing(context.Background(), cfg, TracingOptions{})
+	if SubjectHash(a.SubjectKey(), "alice") != SubjectHash(b.SubjectKey(), "alice") {
+		t.Fatal("two processes with one configured key hash a subject differently")
+	}
+	c, _ := NewTracing(context.Background(), config.Tracing{}, TracingOptions{})
+	d, _ := NewTracing(context.Background(), config.Tracing{}, TracingOptions{})
+	if SubjectHash(c.SubjectKey(), "alice") == SubjectHash(d.SubjectKey(), "alice") {
+		t.Fatal("two processes without a configured key share a key")
+	}
+}
