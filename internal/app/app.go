@@ -22,6 +22,7 @@ import (
 	s3backend "github.com/mizuchi-uploadr/mizuchi/internal/backend/s3"
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api"
+	"github.com/mizuchi-uploadr/mizuchi/internal/state"
 	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
 )
 
@@ -46,6 +47,10 @@ type App struct {
 	closers []func() error
 	// cleanups run at start and then hourly while serving.
 	cleanups []func(context.Context)
+	// shared is the state store; uploadIDs seals multipart upload ids
+	// (state.go).
+	shared    state.Store
+	uploadIDs *s3api.UploadIDs
 
 	inflight sync.WaitGroup
 }
@@ -78,6 +83,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		memory = max(memory, b.Upload.MaxMemoryBuffer)
 	}
 	a.memory = s3backend.NewMemoryBudget(int64(memory))
+	if err := a.buildState(); err != nil {
+		_ = a.Close()
+		return nil, err
+	}
 	for i := range cfg.Buckets {
 		b, err := a.buildBucket(ctx, &cfg.Buckets[i])
 		if err != nil {
@@ -103,6 +112,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		Ready:           a.ready,
 		Hooks:           a.hooks(),
 		BodyIdleTimeout: time.Duration(cfg.Server.BodyIdleTimeoutSeconds) * time.Second,
+		UploadIDs:       a.uploadIDs,
 	}), tracing.MiddlewareOptions())
 	a.warn()
 	return a, nil
@@ -146,6 +156,9 @@ func (a *App) ready(ctx context.Context) (bool, map[string]string) {
 		}()
 	}
 	wg.Wait()
+	if !a.readyState(ctx, details) {
+		ok = false
+	}
 	// A failing trace collector shows here but never fails readiness.
 	details["tracing"] = a.tracing.State()
 	return ok, details

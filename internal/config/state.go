@@ -119,3 +119,21 @@ func redisHost(r StateRedis) string {
 	}
 	return host
 }
+
+// stateSummary describes the state store and the upload id keys, without
+// secrets.
+func (c *Config) stateSummary() string {
+	s := "memory (this process only)"
+	if c.State.Backend == stateBackendRedis {
+		r := c.State.Redis
+		where := r.Address
+		if r.URL != "" {
+			where = redact(r.URL)
+		}
+		s = fmt.Sprintf("redis %s, keys under %q", where, r.KeyPrefix)
+	}
+	if n := len(c.Server.UploadIDKeys); n > 0 {
+		return s + fmt.Sprintf("; upload ids sealed with %d configured key(s)", n)
+	}
+	return s + "; upload ids sealed with a key generated at start"
+}

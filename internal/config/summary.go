@@ -49,6 +49,7 @@ func (c *Config) Summary() string {
 		w("tracing: off")
 	}
 	w("logging: %s, %s", c.Logging.Level, c.Logging.Format)
+	w("state: %s", c.stateSummary())
 	return b.String()
 }
 

@@ -1,0 +1,67 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/mizuchi-uploadr/mizuchi/internal/s3api"
+	"github.com/mizuchi-uploadr/mizuchi/internal/state"
+)
+
+// buildState makes what replicas share: the state store and the sealer of
+// multipart upload ids. It runs before the buckets, whose authenticators
+// use the store.
+func (a *App) buildState() error {
+	ids, err := s3api.NewUploadIDs(a.cfg.Server.UploadIDKeys)
+	if err != nil {
+		return fmt.Errorf("server.upload_id_keys: %w", err)
+	}
+	if ids.Ephemeral {
+		a.log.Warn("server.upload_id_keys is not set: multipart upload ids are sealed with a key generated at start, so open multipart uploads do not survive a restart and do not work on another replica")
+	}
+	a.uploadIDs = ids
+	st, err := state.New(a.cfg.State, state.Options{
+		Metrics: a.metrics,
+		Tracer:  a.tracing.Provider().Tracer("github.com/mizuchi-uploadr/mizuchi/internal/state"),
+	})
+	if err != nil {
+		return err
+	}
+	a.shared = st
+	a.closers = append(a.closers, st.Close)
+	if st.Name() != "memory" {
+		a.log.Info("shared state", slog.String("backend", st.Name()))
+	}
+	return nil
+}
+
+// ReplayStore is the store the SigV4 authenticators claim signatures in
+// (sigv4.Options.ReplayStore): nil with the memory backend, so each
+// authenticator keeps its own in-process store with fair shares between
+// access keys; the shared store with redis, so a signature used on one
+// replica is a replay on every other. A Claim that gets no answer fails
+// the request closed (503 SlowDown) and is counted in
+// mizuchi_state_errors_total{op="claim"}.
+func (a *App) ReplayStore() state.Store {
+	if a.shared == nil || a.shared.Name() == "memory" {
+		return nil
+	}
+	return a.shared
+}
+
+// readyState adds the store to /readyz: a store that does not answer
+// makes the replica unready, so the load balancer stops sending it the
+// requests it would refuse.
+func (a *App) readyState(ctx context.Context, details map[string]string) bool {
+	if a.shared == nil {
+		return true
+	}
+	if err := a.shared.Check(ctx); err != nil {
+		details["state"] = err.Error()
+		a.log.Warn("state store not ready", slog.Any("error", err))
+		return false
+	}
+	details["state"] = "ok (" + a.shared.Name() + ")"
+	return true
+}
