@@ -6,6 +6,8 @@ package loadbalancer
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,6 +24,9 @@ type LB struct {
 	Addr     string
 	Endpoint string
 	Proc     *testproc.Proc
+
+	statsURL string
+	servers  int
 }
 
 // Start runs HAProxy in front of backends (host:port each) until the test
@@ -30,8 +35,10 @@ type LB struct {
 func Start(t testing.TB, backends ...string) *LB {
 	t.Helper()
 	bin := testproc.LookPath(t, "haproxy")
-	lb := &LB{Addr: "127.0.0.1:" + strconv.Itoa(testproc.FreePort(t))}
+	lb := &LB{Addr: "127.0.0.1:" + strconv.Itoa(testproc.FreePort(t)), servers: len(backends)}
 	lb.Endpoint = "http://" + lb.Addr
+	statsAddr := "127.0.0.1:" + strconv.Itoa(testproc.FreePort(t))
+	lb.statsURL = "http://" + statsAddr + "/stats;csv"
 	var b strings.Builder
 	fmt.Fprintf(&b, `global
     maxconn 512
@@ -44,13 +51,17 @@ defaults
     option http-server-close
     retries 2
     option redispatch
+frontend stats
+    bind %s
+    stats enable
+    stats uri /stats
 frontend s3
     bind %s
     default_backend mizuchi
 backend mizuchi
     balance roundrobin
     option httpchk GET /healthz
-`, lb.Addr)
+`, statsAddr, lb.Addr)
 	for i, be := range backends {
 		fmt.Fprintf(&b, "    server m%d %s check inter 500ms fall 1 rise 1\n", i, be)
 	}
@@ -60,5 +71,41 @@ backend mizuchi
 	}
 	lb.Proc = testproc.Start(t, bin, []string{"-db", "-f", cfg})
 	testproc.WaitTCP(t, lb.Proc, lb.Addr, 10*time.Second)
+	lb.WaitAllUp(t)
 	return lb
+}
+
+// WaitAllUp waits until HAProxy's health checks see every backend up.
+func (lb *LB) WaitAllUp(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		up := lb.up()
+		if up == lb.servers {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("load balancer: %d of %d backends up", up, lb.servers)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// up counts the backends HAProxy reports UP (its CSV statistics: column
+// 18 is the status).
+func (lb *LB) up() int {
+	resp, err := http.Get(lb.statsURL)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	n := 0
+	for _, line := range strings.Split(string(body), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) > 17 && f[0] == "mizuchi" && f[1] != "BACKEND" && f[17] == "UP" {
+			n++
+		}
+	}
+	return n
 }
