@@ -47,7 +47,7 @@ const soConfig = `server:
 metrics:
   address: 127.0.0.1:{{METRICS_PORT}}
 logging:
-  level: info
+  level: warn
 state:
   backend: redis
   redis:
