@@ -49,6 +49,10 @@ func env(name string) (string, bool) {
 		return "0123456789abcdef0123456789abcdef", true
 	case "S3_BUCKET":
 		return "my-upload-bucket", true
+	case "MIZUCHI_UPLOAD_ID_KEY", "MIZUCHI_SUBJECT_HASH_KEY":
+		return "0123456789abcdef0123456789abcdef-" + strings.ToLower(name), true
+	case "MIZUCHI_REDIS_URL":
+		return "redis://up-mizuchi-valkey:6379/0", true
 	}
 	return "", false
 }
@@ -756,5 +760,60 @@ func TestHelmChartOptionalResources(t *testing.T) {
 		if len(m[file]) != 0 {
 			t.Errorf("%s renders although disabled", file)
 		}
+	}
+}
+
+// TestHelmChartScalesOut: several replicas share the upload id key and the
+// subject hash key from a Secret and a state store (an external URL from a
+// Secret, or the bundled Valkey), keep one pod through disruptions, and
+// are ready only while the store answers (/readyz).
+func TestHelmChartScalesOut(t *testing.T) {
+	values := chartYAML(t, "values.yaml")
+	if n := intOf(t, values["replicaCount"]); n < 2 {
+		t.Fatalf("replicaCount %d: the chart is meant to scale out", n)
+	}
+	m := render(t, values)
+	text := dig(t, m["configmap.yaml"][0], "data").(map[string]any)["config.yaml"].(string)
+	cfg := parseConfig(t, "rendered config", []byte(text))
+	if cfg.State.Backend != "redis" || len(cfg.Server.UploadIDKeys) == 0 || cfg.Tracing.SubjectHashKey == "" {
+		t.Fatalf("the default config does not share state: backend %q, %d upload id keys, subject hash key set %v",
+			cfg.State.Backend, len(cfg.Server.UploadIDKeys), cfg.Tracing.SubjectHashKey != "")
+	}
+	envOf := func(m map[string][]map[string]any) map[string]map[string]any {
+		out := map[string]map[string]any{}
+		for _, e := range dig(t, m["deployment.yaml"][0], "spec.template.spec.containers.0.env").([]any) {
+			out[e.(map[string]any)["name"].(string)] = e.(map[string]any)
+		}
+		return out
+	}
+	e := envOf(m)
+	for _, name := range []string{"MIZUCHI_UPLOAD_ID_KEY", "MIZUCHI_SUBJECT_HASH_KEY", "MIZUCHI_REDIS_URL"} {
+		if e[name] == nil || dig(t, e[name], "valueFrom.secretKeyRef.name") == nil {
+			t.Errorf("%s does not come from a Secret: %v", name, e[name])
+		}
+	}
+	if len(m["pdb.yaml"]) != 1 || intOf(t, dig(t, m["pdb.yaml"][0], "spec.minAvailable")) < 1 {
+		t.Errorf("no PodDisruptionBudget keeping a replica by default: %v", m["pdb.yaml"])
+	}
+	if len(m["valkey.yaml"]) != 0 {
+		t.Error("the bundled Valkey renders although disabled")
+	}
+
+	values["valkey"].(map[string]any)["enabled"] = true
+	m = render(t, values)
+	if len(m["valkey.yaml"]) != 2 || m["valkey.yaml"][0]["kind"] != "Deployment" || m["valkey.yaml"][1]["kind"] != "Service" {
+		t.Fatalf("the bundled Valkey renders %v", m["valkey.yaml"])
+	}
+	svc := dig(t, m["valkey.yaml"][1], "metadata.name").(string)
+	e = envOf(m)
+	if v, _ := e["MIZUCHI_REDIS_URL"]["value"].(string); v != "redis://"+svc+":6379/0" || e["MIZUCHI_REDIS_URL"]["valueFrom"] != nil {
+		t.Errorf("with the bundled Valkey, MIZUCHI_REDIS_URL = %v, want redis://%s:6379/0", e["MIZUCHI_REDIS_URL"], svc)
+	}
+	args := fmt.Sprint(dig(t, m["valkey.yaml"][0], "spec.template.spec.containers.0.args"))
+	if !strings.Contains(args, "noeviction") {
+		t.Errorf("the bundled Valkey may evict replay entries: %s", args)
+	}
+	if dig(t, m["valkey.yaml"][0], "spec.template.spec.containers.0.securityContext.readOnlyRootFilesystem") != true {
+		t.Error("the bundled Valkey has a writable root filesystem")
 	}
 }

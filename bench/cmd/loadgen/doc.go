@@ -8,5 +8,7 @@
 //
 // Big uploads are single sequential PUTs of -big bytes (generated, never
 // held in memory); small uploads are -concurrency workers each PUTting
-// -small bytes in a loop for -duration. Any non-200 answer stops the run.
+// -small bytes in a loop for -duration, each to a new key. Any non-200
+// answer stops the run. With -access-key and -secret-key every PUT is
+// SigV4-signed (small ones with their SHA-256, big ones UNSIGNED-PAYLOAD).
 package main

@@ -115,6 +115,9 @@ func main() {
 	flag.Var(&o.small, "small", "size of each small PUT")
 	flag.IntVar(&o.concurrency, "concurrency", 8, "concurrent small PUTs")
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "small-PUT phase length per target per round (0: skip)")
+	flag.StringVar(&sign.accessKey, "access-key", "", "sign every PUT with SigV4 with this access key (and -secret-key)")
+	flag.StringVar(&sign.secretKey, "secret-key", "", "SigV4 secret key")
+	flag.StringVar(&sign.region, "region", "us-east-1", "SigV4 region")
 	flag.Parse()
 	if len(o.targets) == 0 || o.rounds < 1 {
 		fmt.Fprintln(os.Stderr, "loadgen: at least one -target and one round are required")
@@ -301,6 +304,9 @@ func put(ctx context.Context, c *http.Client, url string, body io.Reader, n int6
 	}
 	req.ContentLength = n
 	req.Header.Set("Content-Type", "application/octet-stream")
+	if err := sign.sign(ctx, req, body); err != nil {
+		return err
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return err
@@ -334,8 +340,10 @@ func smallPuts(c *http.Client, t target, body []byte, workers int, d time.Durati
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			url := fmt.Sprintf("%s/small/%d", t.url, w)
-			for ctx.Err() == nil {
+			for i := 0; ctx.Err() == nil; i++ {
+				// A key per request: a signed request is never repeated
+				// (replay protection would refuse it).
+				url := fmt.Sprintf("%s/small/%d-%d", t.url, w, i)
 				err := put(ctx, c, url, bytes.NewReader(body), int64(len(body)))
 				if err != nil {
 					if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
