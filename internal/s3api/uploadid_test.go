@@ -106,3 +106,24 @@ func FuzzUploadIDOpen(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkUploadID: sealing at CreateMultipartUpload, opening on every
+// call on the upload.
+//
+//	go test -run '^$' -bench UploadID ./internal/s3api/
+func BenchmarkUploadID(b *testing.B) {
+	u, _ := NewUploadIDs([]string{testUploadKey})
+	id := u.Seal("uploads", "alice/big.bin", "alice", "3b8f0d0e-5a8c-4a8e-9f5e-0c2f4b1f7a21", time.Now())
+	b.Run("seal", func(b *testing.B) {
+		for b.Loop() {
+			u.Seal("uploads", "alice/big.bin", "alice", "3b8f0d0e-5a8c-4a8e-9f5e-0c2f4b1f7a21", time.Now())
+		}
+	})
+	b.Run("open", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := u.Open("uploads", "alice/big.bin", id); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

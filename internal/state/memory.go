@@ -16,8 +16,9 @@ type Memory struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
-	// sweepAt is when expired entries are dropped next.
-	sweepAt time.Time
+	// sweepAt is when expired entries are dropped next; fullSweepAt the
+	// earliest next sweep when the store is full.
+	sweepAt, fullSweepAt time.Time
 }
 
 type entry struct {
@@ -40,7 +41,9 @@ func (m *Memory) get(key string, ttl time.Duration, now time.Time) (e *entry, cr
 	if e := m.entries[key]; e != nil && now.Before(e.expires) {
 		return e, false
 	}
-	if len(m.entries) >= m.max || !now.Before(m.sweepAt) {
+	// Expired entries are dropped once a minute, or when the store is
+	// full, at most once a second (a full sweep is O(entries)).
+	if !now.Before(m.sweepAt) || (len(m.entries) >= m.max && !now.Before(m.fullSweepAt)) {
 		m.sweep(now)
 	}
 	if len(m.entries) >= m.max {
@@ -58,6 +61,7 @@ func (m *Memory) sweep(now time.Time) {
 		}
 	}
 	m.sweepAt = now.Add(time.Minute)
+	m.fullSweepAt = now.Add(time.Second)
 }
 
 // Claim implements Store.
