@@ -376,16 +376,19 @@ func TestScaleOutStoreDown(t *testing.T) {
 	f.redis.Stop()
 
 	for i, m := range f.replicas {
-		put := soSign(t, m.URL, fmt.Sprintf("/open/down/during-%d.txt", i), []byte("during"))
-		if st, code := put.sendTo(t, m); st != 503 || code != "SlowDown" {
-			t.Fatalf("signed write on replica %d with the store down: %d %s, want 503 SlowDown", i, st, code)
-		}
 		resp, body := rawRequest(t, "GET", m.URL+"/readyz", nil, nil)
 		if resp.StatusCode != 503 || !strings.Contains(body, `"state"`) || !strings.Contains(body, "redis") {
 			t.Fatalf("readyz on replica %d with the store down: %d %s", i, resp.StatusCode, body)
 		}
 		if strings.Contains(body, soRedisPass) {
 			t.Fatal("readyz shows the store's password")
+		}
+		if n := azMetric(t, m.MetricsURL, "mizuchi_state_errors_total", `op="check"`); n < 1 {
+			t.Fatalf("replica %d counted %v check errors", i, n)
+		}
+		put := soSign(t, m.URL, fmt.Sprintf("/open/down/during-%d.txt", i), []byte("during"))
+		if st, code := put.sendTo(t, m); st != 503 || code != "SlowDown" {
+			t.Fatalf("signed write on replica %d with the store down: %d %s, want 503 SlowDown", i, st, code)
 		}
 		if n := azMetric(t, m.MetricsURL, "mizuchi_state_errors_total", `op="claim"`); n < 1 {
 			t.Fatalf("replica %d counted %v claim errors", i, n)
