@@ -344,27 +344,11 @@ func (h *Handler) precheck(r *http.Request, b *Bucket, req Request) error {
 	}
 	switch req.Op {
 	case OpPutObject, OpCreateMultipartUpload:
-		if !contentTypeAllowed(b.Upload.AllowedContentTypes, r.Header.Get("Content-Type")) {
-			return s3err.ErrUnsupportedMediaType
+		if err := checkContentType(b.Upload.AllowedContentTypes, r.Header.Values("Content-Type")); err != nil {
+			return err
 		}
 	}
 	return nil
-}
-
-// contentTypeAllowed matches a Content-Type against the allow list; an
-// entry "image/*" matches every image type. Parameters are ignored.
-func contentTypeAllowed(allowed []string, ct string) bool {
-	if len(allowed) == 0 {
-		return true
-	}
-	mt := strings.ToLower(strings.TrimSpace(strings.SplitN(ct, ";", 2)[0]))
-	for _, a := range allowed {
-		a = strings.ToLower(strings.TrimSpace(a))
-		if a == mt || (strings.HasSuffix(a, "/*") && strings.HasPrefix(mt, strings.TrimSuffix(a, "*"))) {
-			return true
-		}
-	}
-	return false
 }
 
 var actions = map[Operation]string{
@@ -546,6 +530,7 @@ func (h *Handler) completeMultipartUpload(w http.ResponseWriter, r *http.Request
 	}
 	out, err := s.Bucket.Backend.CompleteMultipartUpload(r.Context(), &backend.CompleteMultipartUploadInput{
 		Key: s.Key, UploadID: s.Request.UploadID, Parts: parts,
+		MaxSize: int64(s.Bucket.Upload.MaxObjectSize),
 	})
 	if err != nil {
 		h.countMultipart(s, "failed")
