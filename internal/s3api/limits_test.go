@@ -22,7 +22,9 @@ func TestMaxObjectSizeLimitsMultipartObjects(t *testing.T) {
 	if err := xml.Unmarshal([]byte(out), &created); err != nil || created.UploadId == "" {
 		t.Fatalf("create: %s", out)
 	}
-	part := func(n int) string { return fmt.Sprintf("/b/alice/mp.bin?partNumber=%d&uploadId=%s", n, created.UploadId) }
+	part := func(n int) string {
+		return fmt.Sprintf("/b/alice/mp.bin?partNumber=%d&uploadId=%s", n, created.UploadId)
+	}
 
 	body := &recordingBody{r: bytes.NewReader(make([]byte, limit+1))}
 	resp, out := f.do(t, "PUT", part(1), "alice", body, limit+1, map[string]string{"Expect": "100-continue"})
