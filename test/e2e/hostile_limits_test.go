@@ -218,7 +218,8 @@ func hlRestart(t *testing.T, m *Mizuchi) *Mizuchi {
 // only each request. Three 6 MiB parts do not complete into an 18 MiB
 // object on a bucket limited to 10 MiB, on either backend, even when
 // the process that saw the parts is gone (restart between the parts and
-// the Complete): the sizes come from the backend's own parts.
+// the Complete) or is another replica: the sizes come from the
+// backend's own parts.
 func TestHostileMultipartObjectSize(t *testing.T) {
 	t.Parallel()
 	gw := versitygw.Start(t)
@@ -270,6 +271,8 @@ func TestHostileMultipartObjectSize(t *testing.T) {
 	}
 
 	m = hlRestart(t, m)
+	// A second replica on the same directory and store bucket.
+	replica := startMizuchi(t, hlSizeConfig(gw, root))
 
 	for _, b := range []string{"fs", "s3"} {
 		t.Run(b, func(t *testing.T) {
@@ -296,6 +299,16 @@ func TestHostileMultipartObjectSize(t *testing.T) {
 			if _, ok := stored[b]("aborted.bin"); ok {
 				t.Fatal("an object was stored for the aborted upload")
 			}
+			// Parts sent through one replica count on the other.
+			o := hlCreate(t, m, b, "replica.bin")
+			o.part(t, m, 1, parts[0])
+			o.part(t, m, 2, parts[1])
+			o.complete(t, replica, 1, 2).want(t, "12 MiB completed through another replica", 400, "EntityTooLarge")
+			azDo(t, "DELETE", o.url(replica)+"?uploadId="+o.id, "", nil).want(t, "abort through the other replica", 204, "")
+			if _, ok := stored[b]("replica.bin"); ok {
+				t.Fatal("an object was stored through the other replica")
+			}
+
 			if n := openUploads[b](); n != 0 {
 				t.Fatalf("%d multipart uploads left open", n)
 			}
