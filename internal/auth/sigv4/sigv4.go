@@ -216,12 +216,14 @@ func (a *Authenticator) authenticate(r *http.Request) (*auth.Principal, error) {
 		skip = qSignature
 	}
 	cq := canonicalQuery(query, skip)
-	uri := canonicalURI(r.URL.EscapedPath())
+	// The path as the client sent it, split into the same segments as
+	// by the router (see auth.RequestPath).
+	raw := auth.RequestPath(r)
+	uri := canonicalURI(raw)
 	got := signHex(key, stringToSign(amzDate, scope, canonicalRequest(r, uri, cq, in.signedHeaders, in.signedRaw, payloadHash)))
 	if !equalHex(got, in.signature) {
 		// A client that encodes its path differently from S3 signs the
 		// path as it sent it; both name the same object.
-		raw := rawRequestPath(r)
 		if raw == uri || !equalHex(signHex(key, stringToSign(amzDate, scope, canonicalRequest(r, raw, cq, in.signedHeaders, in.signedRaw, payloadHash))), in.signature) {
 			return nil, s3err.ErrSignatureDoesNotMatch
 		}
