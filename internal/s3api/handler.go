@@ -303,6 +303,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error 
 	if err := h.authorize(ctx, r, s, b, req); err != nil {
 		return err
 	}
+	if err := claimWrite(ctx, p, req.Op); err != nil {
+		return err
+	}
 	if h.metrics != nil {
 		g := h.metrics.InflightUploads.WithLabelValues(b.Name)
 		g.Inc()
