@@ -106,6 +106,52 @@ func TestMemoryReplayStoreOwnersAreForgotten(t *testing.T) {
 	}
 }
 
+// TestDefaultReplayStoreSustains2000WritesPerSecond simulates, on a fake
+// clock, three skew windows of 2000 signed writes per second from 200 keys
+// into the default store of a bucket (replay_max_entries 0), first alone,
+// then with one more key writing another 2000 per second: the 200 keys
+// are never refused, the greedy key is, and the store stays within its
+// bound.
+func TestDefaultReplayStoreSustains2000WritesPerSecond(t *testing.T) {
+	const (
+		skew  = 20 * time.Second
+		rate  = 2000
+		keys  = 200
+		total = 3 * 20 * rate
+	)
+	c := &clock{fixedNow}
+	cfg := testConfig()
+	cfg.ReplayProtection = true
+	cfg.MaxClockSkewSeconds = int(skew / time.Second)
+	a, err := New(cfg, Options{Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := a.replay.(*MemoryReplayStore)
+	for _, greedy := range []bool{false, true} {
+		refusedGreedy := 0
+		for i := range total {
+			c.t = c.t.Add(time.Second / rate)
+			owner := fmt.Sprint("k", i%keys)
+			if fresh, err := s.Claim(context.Background(), owner, fmt.Sprint(greedy, i), skew); !fresh || err != nil {
+				t.Fatalf("greedy %v: claim %d of %s refused: %v, %v (store %d of %d)", greedy, i, owner, fresh, err, s.Len(), s.max)
+			}
+			if greedy {
+				if _, err := s.Claim(context.Background(), "greedy", fmt.Sprint("g", i), skew); err != nil {
+					refusedGreedy++
+				}
+			}
+			if s.Len() > s.max {
+				t.Fatalf("%d entries in a store of %d", s.Len(), s.max)
+			}
+		}
+		if greedy && refusedGreedy == 0 {
+			t.Fatal("the greedy key was never refused")
+		}
+		t.Logf("greedy %v: store %d of %d entries, greedy refused %d times", greedy, s.Len(), s.max, refusedGreedy)
+	}
+}
+
 // failingStore answers every claim with err.
 type failingStore struct{ err error }
 
