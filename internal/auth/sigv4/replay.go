@@ -72,6 +72,7 @@ type MemoryReplayStore struct {
 	owners    map[string]*replayOwner
 	total     int
 	nextSweep int64
+	lastSweep int64
 }
 
 type replayOwner struct {
@@ -109,9 +110,11 @@ func (s *MemoryReplayStore) Claim(_ context.Context, owner, key string, ttl time
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if now >= s.nextSweep || s.total >= s.max {
+	// Every slot, and when the store is full (at most once a second: a
+	// sweep visits every owner), forget what has expired.
+	if now >= s.nextSweep || s.total >= s.max && now-s.lastSweep >= int64(time.Second) {
 		s.sweep(now)
-		s.nextSweep = now + s.slot
+		s.nextSweep, s.lastSweep = now+s.slot, now
 	}
 	o := s.owners[owner]
 	if o == nil {
