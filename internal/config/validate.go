@@ -384,6 +384,7 @@ func (k *checker) sigv4(s *SigV4, p string) {
 		k.errf(p+".region", "required")
 	}
 	k.atLeast(p+".max_clock_skew_seconds", s.MaxClockSkewSeconds, 1)
+	k.atLeast(p+".replay_max_entries", s.ReplayMaxEntries, 0)
 	if len(s.Credentials) == 0 {
 		k.errf(p+".credentials", "at least one credential is required")
 	}

@@ -151,7 +151,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	err := h.serve(sw, r, s)
 	if err != nil {
-		e := s3err.Write(sw, r, err, r.URL.EscapedPath(), s.RequestID)
+		e := s3err.Write(sw, r, err, auth.RequestPath(r), s.RequestID)
 		s.Code = e.Code
 		if h.metrics != nil {
 			h.metrics.Errors.WithLabelValues(s.bucketName(), e.Code).Inc()
@@ -235,7 +235,8 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error {
-	path := r.URL.EscapedPath()
+	// Routed from the path as sent, like the signature (never r.URL).
+	path := auth.RequestPath(r)
 	b, rawKey, ok := h.router.Match(path)
 	if !ok {
 		if path == "/" {
@@ -300,6 +301,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error 
 		return err
 	}
 	if err := h.authorize(ctx, r, s, b, req); err != nil {
+		return err
+	}
+	if err := claimWrite(ctx, p, req.Op); err != nil {
 		return err
 	}
 	if h.metrics != nil {
@@ -380,7 +384,7 @@ func (h *Handler) authorize(ctx context.Context, r *http.Request, s *Scope, b *B
 		Resource: authz.Resource{Bucket: b.Name, Key: s.Key},
 		Context: authz.Context{
 			Method:        r.Method,
-			Path:          r.URL.EscapedPath(),
+			Path:          auth.RequestPath(r),
 			IP:            s.ClientIP,
 			ContentLength: r.ContentLength,
 			ContentType:   r.Header.Get("Content-Type"),
