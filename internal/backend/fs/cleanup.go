@@ -16,7 +16,8 @@ import (
 // (modification time), multipart uploads whose staging directory and
 // parts were last written before that (S3 would keep them until aborted
 // or a lifecycle rule expires them), and the remains of interrupted
-// Complete or Abort calls. It returns how many entries it removed. Live
+// Complete or Abort calls, and stale metadata records that commits moved
+// to StaleDir. It returns how many entries it removed. Live
 // uploads keep touching their files, so a slow upload is not affected as
 // long as olderThan is longer than its longest pause.
 func (s *Store) CleanupStale(ctx context.Context, olderThan time.Duration) (int, error) {
@@ -52,6 +53,23 @@ func (s *Store) CleanupStale(ctx context.Context, olderThan time.Duration) (int,
 		} else if !errors.Is(err, iofs.ErrNotExist) {
 			errs = append(errs, err)
 		}
+	}
+
+	// Stale records moved aside by commits (their age counts from the
+	// move).
+	stale, err := iofs.ReadDir(s.root.FS(), StaleDir)
+	if err != nil && !errors.Is(err, iofs.ErrNotExist) {
+		return removed, err
+	}
+	for _, e := range stale {
+		if info, err := e.Info(); err != nil || !info.ModTime().Before(cutoff) {
+			continue
+		}
+		if err := s.root.RemoveAll(path.Join(StaleDir, e.Name())); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed++
 	}
 
 	entries, err := iofs.ReadDir(s.root.FS(), UploadsDir)
