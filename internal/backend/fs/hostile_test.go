@@ -14,6 +14,7 @@ import (
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend/fs"
+	"github.com/mizuchi-uploadr/mizuchi/internal/s3api/s3err"
 )
 
 // snapshot lists every entry under dir but temp files with a digest of its content, so that two snapshots differ
@@ -136,7 +137,7 @@ func TestRefusedPutsLeaveNoDirectories(t *testing.T) {
 	must(t, err)
 	_, err = put(s, "d/e/f", []byte("y"))
 	must(t, err)
-	deep := strings.Repeat("n/", 300) + "leaf"
+	deep := strings.Repeat("n/", fs.MaxKeyDepth-1) + "leaf"
 	cases := []struct {
 		name string
 		in   backend.PutObjectInput
@@ -159,4 +160,23 @@ func TestRefusedPutsLeaveNoDirectories(t *testing.T) {
 			wantSameTree(t, tc.name, before, snapshot(t, dir))
 		})
 	}
+}
+
+// TestKeyDepthIsCapped refuses keys deeper than MaxKeyDepth before
+// anything is read or written, and stores one of exactly that depth.
+func TestKeyDepthIsCapped(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	before := snapshot(t, dir)
+	tooDeep := strings.Repeat("n/", fs.MaxKeyDepth) + "leaf"
+	_, err := s.PutObject(context.Background(), &backend.PutObjectInput{Key: tooDeep, Body: strings.NewReader("x"), Size: 1})
+	if e := s3err.As(err); err == nil || e.Status != 400 || e.Code != "InvalidArgument" {
+		t.Fatalf("PutObject of depth %d = %v, want 400 InvalidArgument", fs.MaxKeyDepth+1, err)
+	}
+	if _, err := s.CreateMultipartUpload(context.Background(), &backend.CreateMultipartUploadInput{Key: tooDeep}); err == nil || s3err.As(err).Status != 400 {
+		t.Fatalf("CreateMultipartUpload of depth %d = %v, want 400", fs.MaxKeyDepth+1, err)
+	}
+	wantSameTree(t, "the refused deep key", before, snapshot(t, dir))
+	_, err = put(s, strings.Repeat("n/", fs.MaxKeyDepth-1)+"leaf", []byte("x"))
+	must(t, err)
 }

@@ -43,6 +43,11 @@ const (
 	filePerm = 0o644
 	// maxSegment is NAME_MAX on common Linux filesystems.
 	maxSegment = 255
+	// MaxKeyDepth is the most segments a key may have: every segment but
+	// the last is a directory in the object tree and another in the
+	// metadata tree, each created and fsynced, so depth is what a
+	// one-byte upload can make the disk do. Real keys stay far below.
+	MaxKeyDepth = 128
 )
 
 // Errors for keys a directory tree cannot hold although S3 could (409
@@ -143,6 +148,9 @@ func validateKey(key string) error {
 		return bad("the key contains NUL")
 	case !utf8.ValidString(key):
 		return bad("the key is not valid UTF-8")
+	}
+	if n := strings.Count(key, "/") + 1; n > MaxKeyDepth {
+		return s3err.ErrInvalidArgument.WithMessage("Invalid object key: %d segments, the filesystem backend stores at most %d.", n, MaxKeyDepth)
 	}
 	for seg := range strings.SplitSeq(key, "/") {
 		switch {
