@@ -18,7 +18,7 @@ func BenchmarkPutDeepKey(b *testing.B) {
 	for _, depth := range []int{1, 10, 50, fs.MaxKeyDepth} {
 		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
 			s := newStore(b, b.TempDir())
-			tail := strings.Repeat("n/", depth-1) + "leaf"
+			tail := strings.Repeat("n/", max(depth-2, 0)) + "leaf"
 			i := 0
 			for b.Loop() {
 				i++
