@@ -127,7 +127,11 @@ func (s *Store) removeDirs(created []string) {
 	}
 	for i := len(created) - 1; i >= 0; i-- {
 		parent := roots[path.Dir(created[i])]
-		if parent == nil || parent.Remove(path.Base(created[i])) != nil {
+		if parent == nil {
+			return
+		}
+		// Gone already is fine: a retry may list a directory twice.
+		if err := parent.Remove(path.Base(created[i])); err != nil && !errors.Is(err, iofs.ErrNotExist) {
 			return
 		}
 	}

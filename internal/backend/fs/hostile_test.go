@@ -180,3 +180,29 @@ func TestKeyDepthIsCapped(t *testing.T) {
 	_, err = put(s, strings.Repeat("n/", fs.MaxKeyDepth-1)+"leaf", []byte("x"))
 	must(t, err)
 }
+
+// TestFailedUploadKeepsDirectoriesOthersUse: a slow upload that made
+// a/b/c fails after another upload stored a/b/y; only a/b/c (empty, its
+// own) goes, a and a/b stay with a/b/y and its record.
+func TestFailedUploadKeepsDirectoriesOthersUse(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	g := &gateReader{first: []byte("ab"), rest: []byte("cd"), reached: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.PutObject(context.Background(), &backend.PutObjectInput{Key: "a/b/c/x", Body: g, Size: 4,
+			Integrity: backend.Integrity{ContentMD5: "1B2M2Y8AsgTpgAmY7PhCfg=="}})
+		done <- err
+	}()
+	<-g.reached
+	_, err := put(s, "a/b/y", []byte("other"))
+	must(t, err)
+	before := snapshot(t, dir)
+	close(g.release)
+	if err := <-done; err == nil {
+		t.Fatal("upload with a wrong Content-MD5 accepted")
+	}
+	delete(before, filepath.Join("a", "b", "c"))
+	wantSameTree(t, "the failed upload", before, snapshot(t, dir))
+	wantNoTemps(t, dir)
+}
