@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend/fs"
@@ -205,4 +206,27 @@ func TestFailedUploadKeepsDirectoriesOthersUse(t *testing.T) {
 	delete(before, filepath.Join("a", "b", "c"))
 	wantSameTree(t, "the failed upload", before, snapshot(t, dir))
 	wantNoTemps(t, dir)
+}
+
+// TestCleanupReachesTheDeepestDirectory leaves an old temp file at the
+// bottom of a key of the greatest depth; the stale cleanup (which walks
+// relative to each parent) finds and removes it and nothing else.
+func TestCleanupReachesTheDeepestDirectory(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	key := strings.Repeat("n/", fs.MaxKeyDepth-1) + "leaf"
+	_, err := put(s, key, []byte("x"))
+	must(t, err)
+	before := snapshot(t, dir)
+	tmp := filepath.Join(dir, filepath.FromSlash(strings.Repeat("n/", fs.MaxKeyDepth-1)), fs.TempPrefix+"CRASHED")
+	must(t, os.WriteFile(tmp, []byte("partial"), 0o644))
+	old := time.Now().Add(-2 * time.Hour)
+	must(t, os.Chtimes(tmp, old, old))
+	n, err := s.CleanupStale(context.Background(), time.Hour)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("CleanupStale removed %d entries, want 1", n)
+	}
+	wantNoTemps(t, dir)
+	wantSameTree(t, "the cleanup", before, snapshot(t, dir))
 }
