@@ -5,6 +5,7 @@ import (
 	iofs "io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -96,11 +97,15 @@ func (s *Store) release(r *os.Root) {
 // removeDirs removes directories created by openDir for one upload,
 // deepest first, each through a descriptor of its parent; it stops at the
 // first that is not empty (another upload put something into it, so its
-// parents are in use as well). The created directories lie on one path.
+// parents are in use as well). The created directories lie on one path,
+// so sorting them by depth orders them along it.
 func (s *Store) removeDirs(created []string) {
 	if len(created) == 0 {
 		return
 	}
+	// Shallowest first; a retry may have appended shallower ones later.
+	created = slices.Clone(created)
+	slices.SortStableFunc(created, func(a, b string) int { return strings.Count(a, "/") - strings.Count(b, "/") })
 	base := path.Dir(created[0])
 	top, _, err := s.openDir(base, false)
 	if err != nil {
