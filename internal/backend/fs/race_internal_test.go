@@ -87,3 +87,24 @@ func TestObjectBecomesDirectoryAfterItsRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveDirsInAnyOrder removes the directories of a chain listed out
+// of order (as retries may list them), and only those.
+func TestRemoveDirsInAnyOrder(t *testing.T) {
+	dir := t.TempDir()
+	s, err := New(Options{Root: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := os.MkdirAll(filepath.Join(dir, "keep", "a", "b", "c"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.removeDirs([]string{"keep/a/b", "keep/a/b/c", "keep/a", "keep/a/b/c"})
+	if _, err := os.Stat(filepath.Join(dir, "keep", "a")); !os.IsNotExist(err) {
+		t.Fatalf("keep/a still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keep")); err != nil {
+		t.Fatalf("keep was not created by the upload and must stay: %v", err)
+	}
+}
