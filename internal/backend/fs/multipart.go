@@ -287,6 +287,11 @@ func (s *Store) CompleteMultipartUpload(ctx context.Context, in *backend.Complet
 		}
 		return nil, err
 	}
+	// A claimed directory is fresh whatever the age of its parts, so that
+	// the stale cleanup of another process sharing the root does not
+	// remove it while this Complete assembles.
+	now := time.Now()
+	_ = s.root.Chtimes(claimed, now, now)
 	out, err := s.completeClaimed(ctx, claimed, in)
 	if err != nil {
 		// The upload stays open, as in S3, so that the client can retry.
