@@ -20,7 +20,7 @@ from --secret or, when neither --secret nor --key-file is given, from
 $JWT_SECRET (preferred: command lines are visible to other users). A key
 file is a PEM private key: RSA (PKCS#1 or PKCS#8), EC (SEC 1 or PKCS#8) or
 Ed25519 (PKCS#8). ALG defaults to HS256 with a secret and to RS256, ES256,
-ES384 or EdDSA according to the key.
+ES384, ES512 or EdDSA according to the key (P-256, P-384, P-521).
 
 Flags:
 `
@@ -37,7 +37,7 @@ func runToken(args []string, stdout, stderr io.Writer, lookupEnv func(string) (s
 	var (
 		sub     = fs.String("sub", "", "subject (sub claim), required")
 		secret  = fs.String("secret", "", "HMAC secret for HS256/384/512 (default $JWT_SECRET)")
-		keyFile = fs.String("key-file", "", "PEM private key file for RS*/PS256/ES*/EdDSA")
+		keyFile = fs.String("key-file", "", "PEM private key file for RS*/PS*/ES*/EdDSA")
 		alg     = fs.String("alg", "", "signing algorithm: "+strings.Join(jwt.Algorithms(), ", "))
 		ttl     = fs.Duration("ttl", time.Hour, "lifetime of the token")
 		iss     = fs.String("iss", "", "issuer (iss claim)")

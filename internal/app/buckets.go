@@ -117,7 +117,7 @@ func (a *App) buildAuth(ctx context.Context, c *config.Bucket) (auth.Authenticat
 		return auth.NewChain(opts), nil
 	}
 	if c.Auth.SigV4 != nil {
-		v4, err := sigv4.New(*c.Auth.SigV4, sigv4.Options{Logger: a.log})
+		v4, err := sigv4.New(*c.Auth.SigV4, sigv4.Options{Logger: a.log, ReplayStore: a.ReplayStore()})
 		if err != nil {
 			return nil, fmt.Errorf("sigv4: %w", err)
 		}

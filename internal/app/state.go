@@ -37,7 +37,7 @@ func (a *App) buildState() error {
 }
 
 // ReplayStore is the store the SigV4 authenticators claim signatures in
-// (sigv4.Options.ReplayStore): nil with the memory backend, so each
+// (sigv4.Options.ReplayStore, buckets.go): nil with the memory backend, so each
 // authenticator keeps its own in-process store with fair shares between
 // access keys; the shared store with redis, so a signature used on one
 // replica is a replay on every other. A Claim that gets no answer fails

@@ -38,6 +38,13 @@ type Principal struct {
 	Method  Method
 	// Claims are the verified JWT claims (nil for other methods).
 	Claims map[string]any
+	// Claim, when set, must succeed before a request that writes is
+	// carried out, and its error is the answer otherwise. SigV4 replay
+	// protection records the request's signature there: only writes
+	// spend an entry, so probes, reads and refused requests cost nothing.
+	// The handler calls it once, after authorization and before the body
+	// is read; requests that write nothing ignore it.
+	Claim func(ctx context.Context) error
 }
 
 // ErrNoCredentials means the request carries no credentials of the

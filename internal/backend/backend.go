@@ -143,6 +143,13 @@ type CompleteMultipartUploadInput struct {
 	Key      string
 	UploadID string
 	Parts    []CompletedPart
+	// MaxSize, when positive, is the largest object the listed parts may
+	// assemble into. The backend adds up the sizes of the parts as it
+	// stores them (never as a caller remembers them) and refuses a larger
+	// total with EntityTooLarge: nothing is assembled and the upload
+	// stays open, so the client may abort it or complete it with fewer
+	// parts.
+	MaxSize int64
 }
 
 // CompleteMultipartUploadOutput describes the assembled object.

@@ -182,6 +182,9 @@ type SigV4 struct {
 	// ReplayProtection accepts each header signature only once.
 	ReplayProtection bool         `yaml:"replay_protection"`
 	Credentials      []Credential `yaml:"credentials"`
+
+	// ReplayMaxEntries bounds the replay store (2500 × max_clock_skew_seconds when 0).
+	ReplayMaxEntries int `yaml:"replay_max_entries"`
 }
 
 // Credential is one SigV4 access key.

@@ -25,14 +25,6 @@ const (
 // reservedSegments are first path segments the S3 listener answers itself.
 var reservedSegments = map[string]bool{"health": true, "healthz": true, "readyz": true}
 
-var jwtAlgorithms = map[string]string{
-	"HS256": "HS", "HS384": "HS", "HS512": "HS",
-	"RS256": "RS", "RS384": "RS", "RS512": "RS",
-	"PS256": "PS", "PS384": "PS", "PS512": "PS",
-	"ES256": "ES", "ES384": "ES", "ES512": "ES",
-	"EdDSA": "EdDSA",
-}
-
 var (
 	bucketNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 	headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -160,6 +152,7 @@ func (k *checker) buckets() {
 		k.upload(b, p)
 		k.cors(b.CORS, p+".cors")
 	}
+	k.storageOverlaps()
 }
 
 func (k *checker) cors(c *CORS, p string) {
@@ -307,7 +300,7 @@ func (k *checker) jwt(j *JWT, p string) {
 	family, known := jwtAlgorithms[j.Algorithm]
 	switch {
 	case j.Algorithm == "":
-		k.errf(p+".algorithm", "required (HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512 or EdDSA)")
+		k.errf(p+".algorithm", "required (one of %s)", jwtAlgorithmList())
 	case strings.EqualFold(j.Algorithm, "none"):
 		k.errf(p+".algorithm", `"none" is never accepted: unsigned tokens prove nothing`)
 	case !known:
@@ -385,6 +378,7 @@ func (k *checker) sigv4(s *SigV4, p string) {
 		k.errf(p+".region", "required")
 	}
 	k.atLeast(p+".max_clock_skew_seconds", s.MaxClockSkewSeconds, 1)
+	k.atLeast(p+".replay_max_entries", s.ReplayMaxEntries, 0)
 	if len(s.Credentials) == 0 {
 		k.errf(p+".credentials", "at least one credential is required")
 	}

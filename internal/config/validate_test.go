@@ -7,7 +7,7 @@ import (
 
 // fs is a bucket line block for a second bucket, starting at its "- name".
 func fsBucket(name, prefix string) string {
-	return "  - name: " + name + "\n    path_prefix: " + prefix + "\n    filesystem: { root: /tmp/" + name + " }\n"
+	return "  - name: " + name + "\n    path_prefix: " + prefix + "\n    filesystem: { root: /tmp/second-" + name + " }\n"
 }
 
 func TestValidationErrors(t *testing.T) {

@@ -151,7 +151,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	err := h.serve(sw, r, s)
 	if err != nil {
-		e := s3err.Write(sw, r, err, r.URL.EscapedPath(), s.RequestID)
+		e := s3err.Write(sw, r, err, auth.RequestPath(r), s.RequestID)
 		s.Code = e.Code
 		if h.metrics != nil {
 			h.metrics.Errors.WithLabelValues(s.bucketName(), e.Code).Inc()
@@ -235,7 +235,8 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error {
-	path := r.URL.EscapedPath()
+	// Routed from the path as sent, like the signature (never r.URL).
+	path := auth.RequestPath(r)
 	b, rawKey, ok := h.router.Match(path)
 	if !ok {
 		if path == "/" {
@@ -302,6 +303,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error 
 	if err := h.authorize(ctx, r, s, b, req); err != nil {
 		return err
 	}
+	if err := claimWrite(ctx, p, req.Op); err != nil {
+		return err
+	}
 	if h.metrics != nil {
 		g := h.metrics.InflightUploads.WithLabelValues(b.Name)
 		g.Inc()
@@ -344,27 +348,11 @@ func (h *Handler) precheck(r *http.Request, b *Bucket, req Request) error {
 	}
 	switch req.Op {
 	case OpPutObject, OpCreateMultipartUpload:
-		if !contentTypeAllowed(b.Upload.AllowedContentTypes, r.Header.Get("Content-Type")) {
-			return s3err.ErrUnsupportedMediaType
+		if err := checkContentType(b.Upload.AllowedContentTypes, r.Header.Values("Content-Type")); err != nil {
+			return err
 		}
 	}
 	return nil
-}
-
-// contentTypeAllowed matches a Content-Type against the allow list; an
-// entry "image/*" matches every image type. Parameters are ignored.
-func contentTypeAllowed(allowed []string, ct string) bool {
-	if len(allowed) == 0 {
-		return true
-	}
-	mt := strings.ToLower(strings.TrimSpace(strings.SplitN(ct, ";", 2)[0]))
-	for _, a := range allowed {
-		a = strings.ToLower(strings.TrimSpace(a))
-		if a == mt || (strings.HasSuffix(a, "/*") && strings.HasPrefix(mt, strings.TrimSuffix(a, "*"))) {
-			return true
-		}
-	}
-	return false
 }
 
 var actions = map[Operation]string{
@@ -391,7 +379,7 @@ func (h *Handler) authorize(ctx context.Context, r *http.Request, s *Scope, b *B
 		Resource: authz.Resource{Bucket: b.Name, Key: s.Key},
 		Context: authz.Context{
 			Method:        r.Method,
-			Path:          r.URL.EscapedPath(),
+			Path:          auth.RequestPath(r),
 			IP:            s.ClientIP,
 			ContentLength: r.ContentLength,
 			ContentType:   r.Header.Get("Content-Type"),
@@ -541,6 +529,7 @@ func (h *Handler) completeMultipartUpload(w http.ResponseWriter, r *http.Request
 	}
 	out, err := s.Bucket.Backend.CompleteMultipartUpload(r.Context(), &backend.CompleteMultipartUploadInput{
 		Key: s.Key, UploadID: s.backendUploadID, Parts: parts,
+		MaxSize: int64(s.Bucket.Upload.MaxObjectSize),
 	})
 	if err != nil {
 		h.countMultipart(s, "failed")

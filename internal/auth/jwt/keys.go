@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	gojwt "github.com/golang-jwt/jwt/v5"
+
+	"github.com/mizuchi-uploadr/mizuchi/internal/config"
 )
 
 // minRSABits is the smallest RSA modulus accepted for verification or
@@ -38,25 +40,48 @@ type algSpec struct {
 	crv    string         // JWK curve name (EC, OKP)
 }
 
-// algorithms are the supported, configurable algorithms.
-var algorithms = map[string]algSpec{
-	"HS256": {family: familyHMAC, method: gojwt.SigningMethodHS256, kty: "oct"},
-	"HS384": {family: familyHMAC, method: gojwt.SigningMethodHS384, kty: "oct"},
-	"HS512": {family: familyHMAC, method: gojwt.SigningMethodHS512, kty: "oct"},
-	"RS256": {family: familyRSA, method: gojwt.SigningMethodRS256, kty: "RSA"},
-	"RS384": {family: familyRSA, method: gojwt.SigningMethodRS384, kty: "RSA"},
-	"RS512": {family: familyRSA, method: gojwt.SigningMethodRS512, kty: "RSA"},
-	"PS256": {family: familyRSA, method: gojwt.SigningMethodPS256, kty: "RSA"},
-	"ES256": {family: familyEC, method: gojwt.SigningMethodES256, curve: elliptic.P256(), kty: "EC", crv: "P-256"},
-	"ES384": {family: familyEC, method: gojwt.SigningMethodES384, curve: elliptic.P384(), kty: "EC", crv: "P-384"},
-	"EdDSA": {family: familyEdDSA, method: gojwt.SigningMethodEdDSA, kty: "OKP", crv: "Ed25519"},
+// algorithms are the supported algorithms, one per entry of the
+// configuration's table (config.JWTAlgorithms), so that everything
+// `validate` accepts `serve` runs and `mizuchi token` mints.
+var algorithms = buildAlgorithms(config.JWTAlgorithms())
+
+// buildAlgorithms turns the configuration's algorithm table into signing
+// methods and key requirements; an entry it cannot serve is a programming
+// error caught at start (and by the tests).
+func buildAlgorithms(table []config.JWTAlgorithm) map[string]algSpec {
+	curves := map[string]elliptic.Curve{"P-256": elliptic.P256(), "P-384": elliptic.P384(), "P-521": elliptic.P521()}
+	m := make(map[string]algSpec, len(table))
+	for _, a := range table {
+		method := gojwt.GetSigningMethod(a.Name)
+		if method == nil || method.Alg() != a.Name {
+			panic("jwt: no signing method for configured algorithm " + a.Name)
+		}
+		spec := algSpec{method: method}
+		switch a.Family {
+		case "HS":
+			spec.family, spec.kty = familyHMAC, "oct"
+		case "RS", "PS":
+			spec.family, spec.kty = familyRSA, "RSA"
+		case "ES":
+			spec.family, spec.kty, spec.crv, spec.curve = familyEC, "EC", a.Curve, curves[a.Curve]
+			if spec.curve == nil {
+				panic("jwt: unknown curve " + a.Curve + " for " + a.Name)
+			}
+		case "EdDSA":
+			spec.family, spec.kty, spec.crv = familyEdDSA, "OKP", "Ed25519"
+		default:
+			panic("jwt: unknown key family " + a.Family + " for " + a.Name)
+		}
+		m[a.Name] = spec
+	}
+	return m
 }
 
 // lookupAlg returns the spec of a configured algorithm name.
 func lookupAlg(name string) (algSpec, error) {
 	spec, ok := algorithms[name]
 	if !ok {
-		return algSpec{}, fmt.Errorf("jwt: unsupported algorithm %q (want one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384, EdDSA)", name)
+		return algSpec{}, fmt.Errorf("jwt: unsupported algorithm %q (want one of %s)", name, strings.Join(Algorithms(), ", "))
 	}
 	return spec, nil
 }
@@ -193,6 +218,8 @@ func defaultAlgFor(key crypto.Signer) (string, error) {
 			return "ES256", nil
 		case elliptic.P384():
 			return "ES384", nil
+		case elliptic.P521():
+			return "ES512", nil
 		}
 		return "", fmt.Errorf("unsupported EC curve %s", k.Curve.Params().Name)
 	case ed25519.PrivateKey:
@@ -201,7 +228,6 @@ func defaultAlgFor(key crypto.Signer) (string, error) {
 	return "", fmt.Errorf("unsupported private key type %T", key)
 }
 
-// Algorithms lists the supported algorithm names.
-func Algorithms() []string {
-	return []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"}
-}
+// Algorithms lists the supported algorithm names, from the configuration's
+// table.
+func Algorithms() []string { return config.JWTAlgorithmNames() }

@@ -16,7 +16,7 @@ type MintOptions struct {
 	// Subject becomes the sub claim (required).
 	Subject string
 	// Algorithm defaults to HS256 with a secret, and to the key's natural
-	// algorithm (RS256, ES256, ES384, EdDSA) with a private key.
+	// algorithm (RS256, ES256, ES384, ES512, EdDSA) with a private key.
 	Algorithm string
 	// Secret is the HMAC key (HS*); exactly one of Secret and
 	// PrivateKeyPEM is required.

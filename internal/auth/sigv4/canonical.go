@@ -70,7 +70,8 @@ func uriEncode(b *strings.Builder, s string, keepSlash bool) {
 
 // canonicalURI is the path as S3 canonicalises it: the path decoded and
 // encoded exactly once, without any dot-segment or slash normalisation.
-// It works segment by segment on the path as sent (escapedPath): an
+// It works segment by segment on the path as sent (auth.RequestPath, the
+// spelling the router splits too): an
 // encoded slash (%2F) is not a separator, as it is not one when the path
 // is matched against bucket prefixes, so it stays encoded. Decoding it
 // would let a request signed for /a/b/k be sent as /a/b%2Fk and land in
@@ -88,17 +89,6 @@ func canonicalURI(escapedPath string) string {
 		uriEncode(&b, unescape(seg), false)
 	}
 	return b.String()
-}
-
-// rawRequestPath returns the path exactly as the client sent it.
-func rawRequestPath(r *http.Request) string {
-	if u := r.RequestURI; strings.HasPrefix(u, "/") {
-		if i := strings.IndexByte(u, '?'); i >= 0 {
-			u = u[:i]
-		}
-		return u
-	}
-	return r.URL.EscapedPath()
 }
 
 type queryPair struct{ key, value string }

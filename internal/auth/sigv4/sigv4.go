@@ -30,8 +30,12 @@ const (
 const (
 	service          = "s3"
 	defaultClockSkew = 15 * time.Minute
-	// defaultReplayCapacity bounds the replay cache; see replay.go.
-	defaultReplayCapacity = 100_000
+	// defaultReplayRate sizes the default replay store: this many signed
+	// writes per second, sustained over the skew window, fit in it.
+	defaultReplayRate = 2_500
+	// replaySlots is the number of expiry slots per skew window in the
+	// default store: an entry is dropped at most skew/replaySlots late.
+	replaySlots = 16
 )
 
 // Options are the injected dependencies of an Authenticator.
@@ -41,9 +45,11 @@ type Options struct {
 	// Logger receives debug records of refused requests (no secrets,
 	// signatures or subjects). slog.DiscardHandler when nil.
 	Logger *slog.Logger
-	// ReplayCapacity bounds the replay cache when replay protection is
-	// on (100000 entries when zero).
-	ReplayCapacity int
+	// ReplayStore remembers the signatures of signed writes when replay
+	// protection is on. When nil, the Authenticator has its own
+	// MemoryReplayStore of replay_max_entries entries (2500 ×
+	// max_clock_skew_seconds when zero).
+	ReplayStore ReplayStore
 }
 
 type credential struct {
@@ -76,7 +82,7 @@ type Authenticator struct {
 	creds  map[string]*credential
 	now    func() time.Time
 	log    *slog.Logger
-	replay *replayCache // nil when replay protection is off
+	replay ReplayStore // nil when replay protection is off
 
 	// service is "s3"; the generic SigV4 test vectors use another one.
 	service string
@@ -128,12 +134,18 @@ func New(cfg config.SigV4, opts Options) (*Authenticator, error) {
 	if len(cfg.Credentials) == 0 {
 		errs = append(errs, errors.New("sigv4: at least one credential is required"))
 	}
+	if cfg.ReplayMaxEntries < 0 {
+		errs = append(errs, errors.New("sigv4: replay_max_entries must not be negative"))
+	}
 	if cfg.ReplayProtection {
-		n := opts.ReplayCapacity
-		if n <= 0 {
-			n = defaultReplayCapacity
+		a.replay = opts.ReplayStore
+		if a.replay == nil {
+			n := cfg.ReplayMaxEntries
+			if n <= 0 {
+				n = defaultReplayRate * int(max(a.skew/time.Second, 1))
+			}
+			a.replay = NewMemoryReplayStore(MemoryReplayOptions{MaxEntries: n, Slot: max(a.skew/replaySlots, time.Second), Now: a.now})
 		}
-		a.replay = newReplayCache(n)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -216,31 +228,66 @@ func (a *Authenticator) authenticate(r *http.Request) (*auth.Principal, error) {
 		skip = qSignature
 	}
 	cq := canonicalQuery(query, skip)
-	uri := canonicalURI(r.URL.EscapedPath())
+	// The path as the client sent it, split into the same segments as
+	// by the router (see auth.RequestPath).
+	raw := auth.RequestPath(r)
+	uri := canonicalURI(raw)
 	got := signHex(key, stringToSign(amzDate, scope, canonicalRequest(r, uri, cq, in.signedHeaders, in.signedRaw, payloadHash)))
 	if !equalHex(got, in.signature) {
 		// A client that encodes its path differently from S3 signs the
 		// path as it sent it; both name the same object.
-		raw := rawRequestPath(r)
 		if raw == uri || !equalHex(signHex(key, stringToSign(amzDate, scope, canonicalRequest(r, raw, cq, in.signedHeaders, in.signedRaw, payloadHash))), in.signature) {
 			return nil, s3err.ErrSignatureDoesNotMatch
-		}
-	}
-
-	if a.replay != nil && !in.presigned {
-		replay, full := a.replay.add(in.signature, reqTime.Add(a.skew), a.now())
-		if replay {
-			return nil, s3err.ErrAccessDenied.WithMessage("The request signature has already been used.")
-		}
-		if full {
-			return nil, s3err.ErrSlowDown
 		}
 	}
 
 	if e := a.wrapBody(r, in, payloadHash, key, amzDate, scope); e != nil {
 		return nil, e
 	}
-	return &auth.Principal{Subject: cred.subject, Method: auth.MethodSigV4}, nil
+	p := &auth.Principal{Subject: cred.subject, Method: auth.MethodSigV4}
+	if a.replay != nil && !in.presigned {
+		// Only requests that write spend a replay entry, so the entry is
+		// claimed by the handler once it knows the operation (and has
+		// authorized it), not here.
+		owner, sig, expires := in.accessKey, in.signature, reqTime.Add(a.skew)
+		p.Claim = func(ctx context.Context) error { return a.claim(ctx, owner, sig, expires) }
+	}
+	return p, nil
+}
+
+// claim records a header signature in the replay store for as long as
+// the clock check would accept it. A replay is AccessDenied; an access key
+// over its share of the store, or a store that cannot answer, SlowDown
+// with Retry-After (SDKs retry SlowDown with backoff, re-signing).
+func (a *Authenticator) claim(ctx context.Context, owner, sig string, expires time.Time) error {
+	ttl := expires.Sub(a.now())
+	if ttl < 0 {
+		// The window closed between authentication and the claim (a slow
+		// policy engine): a copy claimed now would no longer be refused.
+		return s3err.ErrRequestTimeTooSkewed
+	}
+	fresh, err := a.replay.Claim(ctx, owner, sig, max(ttl, time.Millisecond))
+	var share *ShareError
+	switch {
+	case err == nil && fresh:
+		return nil
+	case err == nil:
+		a.log.Debug("sigv4 authentication refused", slog.String("code", s3err.ErrAccessDenied.Code), slog.String("reason", "replay"))
+		return s3err.ErrAccessDenied.WithMessage("The request signature has already been used.")
+	case errors.As(err, &share):
+		return replaySlowDown(share.RetryAfter)
+	case errors.Is(err, ErrReplayShare):
+		return replaySlowDown(time.Second)
+	default:
+		return s3err.ErrSlowDown.WithHeader("Retry-After", "1").WithCause(fmt.Errorf("sigv4: replay store: %w", err))
+	}
+}
+
+func replaySlowDown(retry time.Duration) *s3err.Error {
+	secs := int64(max((retry+time.Second-1)/time.Second, 1))
+	return s3err.ErrSlowDown.
+		WithMessage("Please reduce your request rate: this access key has too many recent signed writes.").
+		WithHeader("Retry-After", strconv.FormatInt(secs, 10))
 }
 
 func equalHex(a, b string) bool {

@@ -81,6 +81,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend, opts Optio
 		{"MultipartForgedETagIsInvalidPart", testForgedETag},
 		{"MultipartMissingPartIsInvalidPart", testMissingPart},
 		{"MultipartFailedCompleteKeepsUploadOpen", testFailedCompleteKeepsOpen},
+		{"MultipartOverMaxSizeIsEntityTooLargeAndStaysOpen", testCompleteOverMaxSize},
+		{"MultipartMaxSizeStillChecksParts", testMaxSizeChecksParts},
 		{"MultipartUnknownUploadIsNoSuchUpload", testUnknownUpload},
 		{"MultipartUploadOfAnotherKeyIsNoSuchUpload", testOtherKey},
 		{"MultipartCompleteThenAbortIsNoSuchUpload", testCompleteThenAbort},
@@ -686,4 +688,86 @@ func testConcurrentParts(e *env) {
 		e.t.Fatalf("ETag = %s, want %s", out.ETag, want)
 	}
 	e.wantObject(key, bytes.Join(parts, nil))
+}
+
+// testCompleteOverMaxSize: MaxSize limits the assembled object. A
+// Complete whose listed parts add up to more is EntityTooLarge, stores
+// nothing and leaves the upload open: its parts are still listed, it can
+// be completed with fewer parts (a total of exactly MaxSize is allowed),
+// or aborted.
+func testCompleteOverMaxSize(e *env) {
+	key := e.key("multi/over-max-size")
+	id := e.create(key, nil)
+	parts := e.threeParts()
+	var done []backend.CompletedPart
+	var total int64
+	for i, p := range parts {
+		done = append(done, e.mustPart(key, id, int32(i+1), p))
+		total += int64(len(p))
+	}
+	complete := func(max int64, parts ...backend.CompletedPart) error {
+		_, err := e.b.CompleteMultipartUpload(e.ctx(), &backend.CompleteMultipartUploadInput{
+			Key: key, UploadID: id, Parts: parts, MaxSize: max,
+		})
+		return err
+	}
+	wantErr(e.t, complete(total-1, done...), s3err.ErrEntityTooLarge)
+	wantErr(e.t, complete(e.minPart-1, done[0]), s3err.ErrEntityTooLarge)
+	e.wantAbsent(key)
+	lp, err := e.b.ListParts(e.ctx(), &backend.ListPartsInput{Key: key, UploadID: id})
+	if err != nil {
+		e.t.Fatalf("ListParts after a refused Complete: %v", err)
+	}
+	if len(lp.Parts) != 3 {
+		e.t.Fatalf("%d parts listed after a refused Complete, want 3", len(lp.Parts))
+	}
+	// Only the parts named count: the first part alone fits exactly.
+	if err := complete(e.minPart, done[0]); err != nil {
+		e.t.Fatalf("Complete of one part of exactly MaxSize: %v", err)
+	}
+	e.wantObject(key, parts[0])
+
+	other := e.key("multi/over-max-size-aborted")
+	id = e.create(other, nil)
+	p := e.mustPart(other, id, 1, []byte("twelve bytes"))
+	_, err = e.b.CompleteMultipartUpload(e.ctx(), &backend.CompleteMultipartUploadInput{
+		Key: other, UploadID: id, Parts: []backend.CompletedPart{p}, MaxSize: 11,
+	})
+	wantErr(e.t, err, s3err.ErrEntityTooLarge)
+	if err := e.abort(other, id); err != nil {
+		e.t.Fatalf("abort after a refused Complete: %v", err)
+	}
+	e.wantAbsent(other)
+}
+
+// testMaxSizeChecksParts: with MaxSize set, a forged ETag or a missing
+// part is still InvalidPart, whatever the sizes.
+func testMaxSizeChecksParts(e *env) {
+	key := e.key("multi/max-size-parts")
+	id := e.create(key, nil)
+	p1 := e.mustPart(key, id, 1, pattern(50, e.minPart))
+	p2 := e.mustPart(key, id, 2, []byte("tail"))
+	forged := p2
+	forged.ETag = `"` + md5Hex([]byte("forged")) + `"`
+	missing := backend.CompletedPart{PartNumber: 3, ETag: p2.ETag}
+	for name, parts := range map[string][]backend.CompletedPart{
+		"forged ETag":          {p1, forged},
+		"missing part":         {p1, missing},
+		"only missing":         {missing},
+		"ETag of another part": {{PartNumber: 1, ETag: p2.ETag}, p2},
+	} {
+		e.t.Run(name, func(t *testing.T) {
+			_, err := e.b.CompleteMultipartUpload(e.ctx(), &backend.CompleteMultipartUploadInput{
+				Key: key, UploadID: id, Parts: parts, MaxSize: 1 << 40,
+			})
+			wantErr(t, err, s3err.ErrInvalidPart)
+		})
+	}
+	e.wantAbsent(key)
+	if _, err := e.b.CompleteMultipartUpload(e.ctx(), &backend.CompleteMultipartUploadInput{
+		Key: key, UploadID: id, Parts: []backend.CompletedPart{p1, p2}, MaxSize: e.minPart + 4,
+	}); err != nil {
+		e.t.Fatalf("Complete within MaxSize: %v", err)
+	}
+	e.wantObject(key, append(pattern(50, e.minPart), "tail"...))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	iofs "io/fs"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -16,7 +17,8 @@ import (
 // (modification time), multipart uploads whose staging directory and
 // parts were last written before that (S3 would keep them until aborted
 // or a lifecycle rule expires them), and the remains of interrupted
-// Complete or Abort calls. It returns how many entries it removed. Live
+// Complete or Abort calls, and stale metadata records that commits moved
+// to StaleDir. It returns how many entries it removed. Live
 // uploads keep touching their files, so a slow upload is not affected as
 // long as olderThan is longer than its longest pause.
 func (s *Store) CleanupStale(ctx context.Context, olderThan time.Duration) (int, error) {
@@ -24,34 +26,27 @@ func (s *Store) CleanupStale(ctx context.Context, olderThan time.Duration) (int,
 	removed := 0
 	var errs []error
 
-	var temps []string
-	err := iofs.WalkDir(s.root.FS(), ".", func(name string, d iofs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, iofs.ErrNotExist) {
-				return nil // removed while walking
-			}
-			return err
-		}
-		if cerr := ctx.Err(); cerr != nil {
-			return cerr
-		}
-		if d.IsDir() || !strings.HasPrefix(d.Name(), TempPrefix) {
-			return nil
-		}
-		if info, err := d.Info(); err == nil && info.ModTime().Before(cutoff) {
-			temps = append(temps, name)
-		}
-		return nil
-	})
+	n, err := s.removeStaleTemps(ctx, s.root, ".", cutoff, &errs)
+	removed += n
 	if err != nil {
 		return removed, err
 	}
-	for _, name := range temps {
-		if err := s.root.Remove(name); err == nil {
-			removed++
-		} else if !errors.Is(err, iofs.ErrNotExist) {
-			errs = append(errs, err)
+
+	// Stale records moved aside by commits (their age counts from the
+	// move).
+	stale, err := iofs.ReadDir(s.root.FS(), StaleDir)
+	if err != nil && !errors.Is(err, iofs.ErrNotExist) {
+		return removed, err
+	}
+	for _, e := range stale {
+		if info, err := e.Info(); err != nil || !info.ModTime().Before(cutoff) {
+			continue
 		}
+		if err := s.root.RemoveAll(path.Join(StaleDir, e.Name())); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed++
 	}
 
 	entries, err := iofs.ReadDir(s.root.FS(), UploadsDir)
@@ -83,6 +78,63 @@ func (s *Store) CleanupStale(ctx context.Context, olderThan time.Duration) (int,
 		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// removeStaleTemps removes the temp files older than cutoff in the
+// directory r (at rel from the root) and below it. Every directory is
+// opened relative to its parent's descriptor, so the walk costs O(1)
+// system calls per entry whatever the depth (resolving each directory from
+// the root again would be quadratic in the depth of deep keys); it holds
+// one descriptor per level. Symbolic links are not followed.
+func (s *Store) removeStaleTemps(ctx context.Context, r *os.Root, rel string, cutoff time.Time, errs *[]error) (int, error) {
+	d, err := r.Open(".")
+	if err != nil {
+		return 0, err
+	}
+	entries, err := d.ReadDir(-1)
+	_ = d.Close()
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		name := e.Name()
+		p := path.Join(rel, name)
+		switch {
+		case e.IsDir():
+			sub, _, err := s.step(r, name, p, false)
+			if errors.Is(err, iofs.ErrNotExist) {
+				continue // removed while walking
+			}
+			if err != nil {
+				*errs = append(*errs, err)
+				continue
+			}
+			n, err := s.removeStaleTemps(ctx, sub, p, cutoff, errs)
+			_ = sub.Close()
+			removed += n
+			if err != nil && !errors.Is(err, iofs.ErrNotExist) {
+				if ctx.Err() != nil {
+					return removed, err
+				}
+				*errs = append(*errs, err)
+			}
+		case strings.HasPrefix(name, TempPrefix):
+			info, err := r.Lstat(name)
+			if err != nil || info.IsDir() || !info.ModTime().Before(cutoff) {
+				continue
+			}
+			if err := r.Remove(name); err == nil {
+				removed++
+			} else if !errors.Is(err, iofs.ErrNotExist) {
+				*errs = append(*errs, err)
+			}
+		}
+	}
+	return removed, nil
 }
 
 // removeIfStale removes UploadsDir/name when nothing in it changed since

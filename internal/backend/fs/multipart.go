@@ -287,6 +287,11 @@ func (s *Store) CompleteMultipartUpload(ctx context.Context, in *backend.Complet
 		}
 		return nil, err
 	}
+	// A claimed directory is fresh whatever the age of its parts, so that
+	// the stale cleanup of another process sharing the root does not
+	// remove it while this Complete assembles.
+	now := time.Now()
+	_ = s.root.Chtimes(claimed, now, now)
 	out, err := s.completeClaimed(ctx, claimed, in)
 	if err != nil {
 		// The upload stays open, as in S3, so that the client can retry.
@@ -335,10 +340,30 @@ func (s *Store) completeClaimed(ctx context.Context, dir string, in *backend.Com
 		}
 		parts[i] = rec
 	}
+	if err := checkMaxSize(parts, in.MaxSize); err != nil {
+		return nil, err
+	}
 	if err := s.precheck(in.Key); err != nil {
 		return nil, err
 	}
 	return s.assemble(ctx, dir, up, parts)
+}
+
+// checkMaxSize refuses parts that add up to more than max (when
+// positive). The sizes are those of the part records in the claimed
+// staging directory: what will be assembled, whoever uploaded it.
+func checkMaxSize(parts []*partRecord, max int64) error {
+	if max <= 0 {
+		return nil
+	}
+	var total int64
+	for _, p := range parts {
+		total += p.Size
+		if p.Size < 0 || total > max {
+			return s3err.ErrEntityTooLarge.WithMessage("The listed parts add up to more than the largest object allowed (%d bytes).", max)
+		}
+	}
+	return nil
 }
 
 func (s *Store) assemble(ctx context.Context, staging string, up *uploadRecord, parts []*partRecord) (*backend.CompleteMultipartUploadOutput, error) {

@@ -31,6 +31,10 @@ const (
 	MetaDir = ".mizuchi/meta"
 	// UploadsDir holds one directory per open multipart upload.
 	UploadsDir = ".mizuchi/uploads"
+	// StaleDir receives stale records that were in the way of a new
+	// object's record: moved aside, never deleted by a request;
+	// CleanupStale removes them.
+	StaleDir = ".mizuchi/stale"
 	// TempPrefix starts the name of every temp file, which always lives
 	// in the directory of the file it will become.
 	TempPrefix = ".mizuchi-tmp-"
@@ -39,6 +43,11 @@ const (
 	filePerm = 0o644
 	// maxSegment is NAME_MAX on common Linux filesystems.
 	maxSegment = 255
+	// MaxKeyDepth is the most segments a key may have: every segment but
+	// the last is a directory in the object tree and another in the
+	// metadata tree, each created and fsynced, so depth is what a
+	// one-byte upload can make the disk do. Real keys stay far below.
+	MaxKeyDepth = 128
 )
 
 // Errors for keys a directory tree cannot hold although S3 could (409
@@ -68,6 +77,9 @@ type Store struct {
 	// afterMeta, when set by tests, runs between the metadata rename and
 	// the object rename; an error stands for a crash at that point.
 	afterMeta func(key string) error
+	// beforeCommit, when set by tests, runs when a complete temp object
+	// is about to be committed.
+	beforeCommit func(key string)
 }
 
 // New opens (and creates if missing) the storage root.
@@ -85,7 +97,7 @@ func New(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fs: open root: %w", err)
 	}
-	for _, d := range []string{MetaDir, UploadsDir} {
+	for _, d := range []string{MetaDir, UploadsDir, StaleDir} {
 		if err := r.MkdirAll(d, dirPerm); err != nil {
 			_ = r.Close()
 			return nil, fmt.Errorf("fs: create %s: %w", d, err)
@@ -137,6 +149,9 @@ func validateKey(key string) error {
 	case !utf8.ValidString(key):
 		return bad("the key is not valid UTF-8")
 	}
+	if n := strings.Count(key, "/") + 1; n > MaxKeyDepth {
+		return s3err.ErrInvalidArgument.WithMessage("Invalid object key: %d segments, the filesystem backend stores at most %d.", n, MaxKeyDepth)
+	}
 	for seg := range strings.SplitSeq(key, "/") {
 		switch {
 		case seg == "..":
@@ -157,29 +172,36 @@ func validateKey(key string) error {
 var errSymlinkInKey = s3err.ErrAccessDenied.WithMessage("The object key traverses a symbolic link.")
 
 // precheck reports, without changing anything, whether key could be
-// stored: no parent is a file or symlink and key is not a directory.
+// stored: no parent is a file or symlink and key is not a directory. It
+// walks the key's directories once (linear in depth).
 func (s *Store) precheck(key string) error {
-	cur := ""
-	for seg := range strings.SplitSeq(key, "/") {
-		cur = path.Join(cur, seg)
-		fi, err := s.root.Lstat(cur)
-		if errors.Is(err, iofs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return classifyPathErr(err)
-		}
-		last := cur == key
-		switch {
-		case fi.Mode()&os.ModeSymlink != 0 && !last:
-			return errSymlinkInKey
-		case last && fi.IsDir():
-			return ErrExistingObjectIsDirectory
-		case !last && !fi.IsDir():
-			return ErrObjectParentIsFile
-		}
+	d, _, err := s.openDir(path.Dir(key), false)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return unwrapConflict(err)
+	}
+	defer s.release(d)
+	fi, err := d.Lstat(path.Base(key))
+	switch {
+	case errors.Is(err, iofs.ErrNotExist):
+		return nil
+	case err != nil:
+		return classifyPathErr(err)
+	case fi.IsDir():
+		return ErrExistingObjectIsDirectory
 	}
 	return nil
+}
+
+// unwrapConflict returns the S3 error inside a *conflictError.
+func unwrapConflict(err error) error {
+	var ce *conflictError
+	if errors.As(err, &ce) {
+		return ce.err
+	}
+	return err
 }
 
 // classifyPathErr turns the errors of path resolution into S3 errors
@@ -204,33 +226,9 @@ func classifyPathErr(err error) error {
 // through files and symlinks. It returns the directories it created, in
 // order, so that a failed upload can remove them again.
 func (s *Store) ensureDir(dir string) ([]string, error) {
-	if dir == "." || dir == "" {
-		return nil, nil
-	}
-	var created []string
-	cur := ""
-	for seg := range strings.SplitSeq(dir, "/") {
-		cur = path.Join(cur, seg)
-		err := s.root.Mkdir(cur, dirPerm)
-		if err == nil {
-			created = append(created, cur)
-			continue
-		}
-		if !errors.Is(err, iofs.ErrExist) {
-			return created, &conflictError{path: cur, err: classifyPathErr(err)}
-		}
-		fi, lerr := s.root.Lstat(cur)
-		if lerr != nil {
-			return created, &conflictError{path: cur, err: classifyPathErr(lerr)}
-		}
-		if fi.Mode()&os.ModeSymlink != 0 {
-			return created, &conflictError{path: cur, err: errSymlinkInKey}
-		}
-		if !fi.IsDir() {
-			return created, &conflictError{path: cur, file: true, err: ErrObjectParentIsFile}
-		}
-	}
-	return created, nil
+	d, created, err := s.openDir(dir, true)
+	s.release(d)
+	return created, err
 }
 
 // conflictError says which component of a path could not be a directory.
@@ -242,27 +240,6 @@ type conflictError struct {
 
 func (e *conflictError) Error() string { return e.err.Error() }
 func (e *conflictError) Unwrap() error { return e.err }
-
-// removeDirs removes directories created by ensureDir, deepest first; a
-// directory another upload has meanwhile put something into stays.
-func (s *Store) removeDirs(created []string) {
-	for i := len(created) - 1; i >= 0; i-- {
-		if err := s.root.Remove(created[i]); err != nil {
-			return
-		}
-	}
-}
-
-// syncDirs fsyncs the parents of created directories and then dir, so
-// that the new directory entries survive a crash.
-func (s *Store) syncDirs(created []string, dir string) error {
-	for _, c := range created {
-		if err := s.syncDir(path.Dir(c)); err != nil {
-			return err
-		}
-	}
-	return s.syncDir(dir)
-}
 
 func (s *Store) syncDir(dir string) error {
 	d, err := s.root.Open(dir)
@@ -333,37 +310,117 @@ func (s *Store) writeJSON(name string, v any) error {
 	return s.syncDir(dir)
 }
 
-// writeMeta stores rec as the metadata of rec.Key. The metadata tree
-// mirrors the object tree, so a conflict in it can only be left over from
-// objects removed from the object tree by hand: such stale entries are
-// removed.
-func (s *Store) writeMeta(rec *objectRecord) error {
-	name := path.Join(MetaDir, rec.Key)
-	dir := path.Dir(name)
+// stagedMeta is an object's record written to a temp file in its place
+// in the metadata tree, not yet renamed into place.
+type stagedMeta struct {
+	s       *Store
+	tmp     string // the temp file
+	name    string // MetaDir/<key>
+	fi      os.FileInfo
+	created []string // metadata directories made for it
+	placed  bool     // renamed to name
+	keep    bool     // committed (or a simulated crash): nothing to undo
+}
+
+// stageMeta writes rec to a temp file beside its place in the metadata
+// tree, creating the directories it needs. The metadata tree mirrors the
+// object tree, and the caller's object sits in directories that exist in
+// the object tree, so a record found where one of those directories is
+// needed describes no object (left over from objects removed by hand, or
+// from an upload that is failing): it is moved to StaleDir, not deleted.
+func (s *Store) stageMeta(rec *objectRecord) (*stagedMeta, error) {
+	m := &stagedMeta{s: s, name: path.Join(MetaDir, rec.Key)}
+	dir := path.Dir(m.name)
 	for attempt := 0; ; attempt++ {
 		created, err := s.ensureDir(dir)
+		m.created = append(m.created, created...)
 		var ce *conflictError
 		if err != nil && errors.As(err, &ce) && ce.file && attempt < 8 {
-			s.log.Warn("removing stale metadata in the way of a new object", "path", ce.path)
-			if rerr := s.root.Remove(ce.path); rerr != nil && !errors.Is(rerr, iofs.ErrNotExist) {
-				return rerr
+			if qerr := s.quarantine(ce.path); qerr != nil {
+				m.discard()
+				return nil, qerr
 			}
 			continue
 		}
 		if err != nil {
-			return err
+			m.discard()
+			return nil, unwrapConflict(err)
 		}
-		if fi, err := s.root.Lstat(name); err == nil && fi.IsDir() {
-			s.log.Warn("removing stale metadata directory in the way of a new object", "path", name)
-			if err := s.root.RemoveAll(name); err != nil {
-				return err
-			}
-		}
-		if err := s.writeJSON(name, rec); err != nil {
-			return err
-		}
-		return s.syncDirs(created, dir)
+		break
 	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		m.discard()
+		return nil, err
+	}
+	f, tmp, err := s.createTemp(dir)
+	if err != nil {
+		m.discard()
+		return nil, err
+	}
+	m.tmp = tmp
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		m.fi, err = f.Stat()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		m.discard()
+		return nil, err
+	}
+	return m, nil
+}
+
+// place renames the record into place. It reports false, changing
+// nothing, when a directory of records is there (objects below the key).
+func (m *stagedMeta) place() (bool, error) {
+	err := m.s.root.Rename(m.tmp, m.name)
+	if errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTEMPTY) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	m.placed = true
+	return true, nil
+}
+
+// discard undoes what stageMeta and place did unless the record was
+// kept: the temp file, the record if it is still this one, and the
+// directories made for it.
+func (m *stagedMeta) discard() {
+	if m.keep {
+		return
+	}
+	s := m.s
+	if m.placed {
+		if fi, err := s.root.Lstat(m.name); err == nil && os.SameFile(fi, m.fi) {
+			_ = s.root.Remove(m.name)
+		}
+	} else if m.tmp != "" {
+		_ = s.root.Remove(m.tmp)
+	}
+	s.removeDirs(m.created)
+}
+
+// quarantine moves a stale entry of the metadata tree to StaleDir.
+func (s *Store) quarantine(p string) error {
+	dst := path.Join(StaleDir, randomName())
+	if err := s.root.Rename(p, dst); err != nil {
+		if errors.Is(err, iofs.ErrNotExist) {
+			return nil // moved or removed meanwhile
+		}
+		return err
+	}
+	now := time.Now()
+	_ = s.root.Chtimes(dst, now, now) // CleanupStale counts its age from now
+	s.log.Warn("moved stale metadata out of the way of a new object", "path", p, "to", dst)
+	return nil
 }
 
 // tempObject is an object being written to a hidden temp file in its
@@ -413,8 +470,12 @@ func (t *tempObject) discard() {
 }
 
 // commit fsyncs and closes the complete temp file and makes it visible as
-// the key: metadata first, then the object, each by rename. The caller
-// then fsyncs the directories (syncDirs).
+// the key: metadata first, then the object, each by rename. A refused or
+// failed commit changes nothing outside what this upload created: it is
+// refused before any record is touched when the key has become a
+// directory, and when the key becomes one between the two renames its
+// record is taken back. The caller then fsyncs the object's directories
+// (syncDirs).
 func (t *tempObject) commit(rec *objectRecord) error {
 	if err := t.f.Sync(); err != nil {
 		return err
@@ -423,11 +484,24 @@ func (t *tempObject) commit(rec *objectRecord) error {
 		return err
 	}
 	s := t.s
-	if err := s.writeMeta(rec); err != nil {
+	if s.beforeCommit != nil {
+		s.beforeCommit(rec.Key)
+	}
+	if fi, err := s.root.Lstat(rec.Key); err == nil && fi.IsDir() {
+		return ErrExistingObjectIsDirectory
+	}
+	m, err := s.stageMeta(rec)
+	if err != nil {
+		return fmt.Errorf("write metadata: %w", err)
+	}
+	defer m.discard()
+	placed, err := m.place()
+	if err != nil {
 		return fmt.Errorf("write metadata: %w", err)
 	}
 	if s.afterMeta != nil {
 		if err := s.afterMeta(rec.Key); err != nil {
+			m.keep = true // a simulated crash undoes nothing
 			return err
 		}
 	}
@@ -437,7 +511,22 @@ func (t *tempObject) commit(rec *objectRecord) error {
 		}
 		return classifyPathErr(err)
 	}
-	t.done = true
+	t.done, m.keep = true, true
+	if !placed {
+		// The key is a file now, so no object can exist below it: the
+		// records in the way are stale. They are moved aside, not deleted.
+		if err := s.quarantine(m.name); err != nil {
+			_ = s.root.Remove(m.tmp)
+			return fmt.Errorf("write metadata: %w", err)
+		}
+		if err := s.root.Rename(m.tmp, m.name); err != nil {
+			_ = s.root.Remove(m.tmp)
+			return fmt.Errorf("write metadata: %w", err)
+		}
+	}
+	if err := s.syncDirs(m.created, path.Dir(m.name)); err != nil {
+		return fmt.Errorf("write metadata: %w", err)
+	}
 	return nil
 }
 

@@ -108,6 +108,9 @@ type Store struct {
 	tracer    trace.Tracer
 	bucket    *string
 	plainHTTP bool
+	// listPageSize is the ListParts page size of checkMaxSize; zero
+	// means S3's largest, 1000 (tests lower it to page through few parts).
+	listPageSize int32
 }
 
 // New builds a Store. It does not contact the store (see Check).
@@ -313,6 +316,9 @@ func (s *Store) CompleteMultipartUpload(ctx context.Context, in *backend.Complet
 		if in.Parts[i].PartNumber <= in.Parts[i-1].PartNumber {
 			return nil, s3err.ErrInvalidPartOrder
 		}
+	}
+	if err := s.checkMaxSize(ctx, in); err != nil {
+		return nil, err
 	}
 	return s.complete(ctx, in.Key, in.UploadID, in.Parts)
 }
