@@ -38,6 +38,11 @@ type Principal struct {
 	Method  Method
 	// Claims are the verified JWT claims (nil for other methods).
 	Claims map[string]any
+	// Ambient is set when the credential came from a cookie: a browser
+	// attaches it to every request to the proxy's site, whichever page
+	// made the request, so the request's origin must be checked (see
+	// s3api's checkAmbientOrigin).
+	Ambient bool
 }
 
 // ErrNoCredentials means the request carries no credentials of the

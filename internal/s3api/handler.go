@@ -273,6 +273,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error 
 	if h.hooks.Authenticated != nil {
 		h.hooks.Authenticated(ctx, p)
 	}
+	if err := b.checkAmbientOrigin(r, p); err != nil {
+		return err
+	}
 
 	switch req.Op {
 	case OpHeadBucket:
