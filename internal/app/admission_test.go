@@ -1,0 +1,125 @@
+package app
+
+import (
+	"bufio"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mizuchi-uploadr/mizuchi/internal/config"
+	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
+)
+
+func TestDeriveLimits(t *testing.T) {
+	fsOnly := &config.Config{Buckets: []config.Bucket{{Filesystem: &config.FilesystemBackend{}}}}
+	withS3 := &config.Config{Buckets: []config.Bucket{{Filesystem: &config.FilesystemBackend{}}, {S3: &config.S3Backend{}, Upload: config.Upload{ConcurrentParts: 4}}}}
+	explicit := &config.Config{Server: config.Server{MaxConnections: 20, MaxInflightUploads: 8}}
+	tests := []struct {
+		name                                 string
+		cfg                                  *config.Config
+		fds                                  uint64
+		conns, connsPer, uploads, uploadsPer int
+	}{
+		// (fds − 64 reserved − 32 refusal slots) / 2 for connections, the
+		// other half / descriptors per upload for uploads; a quarter each
+		// per client.
+		{"filesystem, 1024", fsOnly, 1024, 464, 116, 154, 38},
+		{"filesystem, 256", fsOnly, 256, 80, 20, 26, 6},
+		{"s3 with 4 concurrent parts, 1024", withS3, 1024, 464, 116, 51, 12},
+		{"large limit", fsOnly, 1 << 20, 524240, 131060, 174746, 43686},
+		{"tiny limit", fsOnly, 50, 2, 1, 1, 1},
+		{"explicit", explicit, 1024, 20, 5, 8, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := deriveLimits(tt.cfg, tt.fds)
+			if l.connections != tt.conns || l.connsPerClient != tt.connsPer || l.uploads != tt.uploads || l.uploadsPerClient != tt.uploadsPer {
+				t.Fatalf("got %d/%d connections, %d/%d uploads", l.connections, l.connsPerClient, l.uploads, l.uploadsPerClient)
+			}
+		})
+	}
+}
+
+// TestConnLimiterReleasesAndRefuses: a connection over the limit is
+// answered 503 SlowDown with Retry-After and closed; a closed admitted
+// connection gives its slot back; trusted proxies only count against the
+// total.
+func TestConnLimiterReleasesAndRefuses(t *testing.T) {
+	l, dial, accepted := startLimited(t, nil)
+	first := dial()
+	server := <-accepted
+	second := dial()
+	_ = second.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(second), nil)
+	if err != nil {
+		t.Fatalf("the connection over the per-client share: %v", err)
+	}
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !resp.Close {
+		t.Fatalf("refusal: %d %v", resp.StatusCode, resp.Header)
+	}
+	server.Close()
+	server.Close() // twice: released once
+	first.Close()
+	for l.openConns() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	dial()
+	<-accepted
+	if n := l.openConns(); n != 1 {
+		t.Fatalf("%d open", n)
+	}
+}
+
+func TestConnLimiterTrustedProxyCountsOnlyAgainstTheTotal(t *testing.T) {
+	l, dial, accepted := startLimited(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	for range 3 {
+		dial()
+		<-accepted
+	}
+	if n := l.openConns(); n != 3 {
+		t.Fatalf("%d open", n)
+	}
+}
+
+func (l *connLimiter) openConns() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.open
+}
+
+// startLimited serves a limiter of 3 connections, 1 per client.
+func startLimited(t *testing.T, trusted []netip.Prefix) (*connLimiter, func() net.Conn, chan net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := telemetry.NewMetrics(prometheus.NewRegistry(), telemetry.BuildInfo{})
+	l := &connLimiter{max: 3, perClient: 1, trusted: trusted, refusing: make(chan struct{}, 2), metrics: m,
+		log: slog.New(slog.DiscardHandler), clients: map[netip.Prefix]int{}}
+	aln := l.listener(ln, false)
+	t.Cleanup(func() { aln.Close() })
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := aln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	return l, dial, accepted
+}
