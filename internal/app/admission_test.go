@@ -2,14 +2,18 @@ package app
 
 import (
 	"bufio"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
 	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
@@ -122,4 +126,47 @@ func startLimited(t *testing.T, trusted []netip.Prefix) (*connLimiter, func() ne
 		return c
 	}
 	return l, dial, accepted
+}
+
+// TestConnLimiterRefusesTLSAfterTheHandshake: over the limit, a TLS
+// client gets the 503 SlowDown (it could not read a plain answer), health
+// checks are still answered, and both connections close.
+func TestConnLimiterRefusesTLSAfterTheHandshake(t *testing.T) {
+	l := &connLimiter{max: 1, perClient: 1, refusing: make(chan struct{}, 2),
+		metrics: telemetry.NewMetrics(prometheus.NewRegistry(), telemetry.BuildInfo{}),
+		log:     slog.New(slog.DiscardHandler), clients: map[netip.Prefix]int{}}
+	srv := httptest.NewUnstartedServer(l.guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("ok"))
+	})))
+	srv.Listener = l.listener(srv.Listener, true)
+	srv.Config.ConnContext = l.connContext
+	srv.StartTLS()
+	defer srv.Close()
+
+	held := srv.Client() // keeps its connection open: the one slot
+	get := func(c *http.Client, path string) (*http.Response, string) {
+		t.Helper()
+		resp, err := c.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	if resp, _ := get(held, "/b/k"); resp.StatusCode != 200 {
+		t.Fatalf("first connection: %d", resp.StatusCode)
+	}
+	other := &http.Client{Transport: &http.Transport{TLSClientConfig: held.Transport.(*http.Transport).TLSClientConfig.Clone()}}
+	defer other.CloseIdleConnections()
+	resp, body := get(other, "/b/k")
+	if resp.StatusCode != 503 || !strings.Contains(body, "<Code>SlowDown</Code>") || resp.Header.Get("Retry-After") == "" || !resp.Close {
+		t.Fatalf("over the limit: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	if resp, body := get(other, "/healthz"); resp.StatusCode != 200 || body != "ok" || !resp.Close {
+		t.Fatalf("health check over the limit: %d %q", resp.StatusCode, body)
+	}
+	if n := testutil.ToFloat64(l.metrics.LimitRefusals.WithLabelValues("", "connections")); n != 2 {
+		t.Fatalf("refusals counted: %v", n)
+	}
 }
