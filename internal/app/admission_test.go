@@ -3,12 +3,16 @@ package app
 import (
 	"bufio"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -168,5 +172,51 @@ func TestConnLimiterRefusesTLSAfterTheHandshake(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(l.metrics.LimitRefusals.WithLabelValues("", "connections")); n != 2 {
 		t.Fatalf("refusals counted: %v", n)
+	}
+}
+
+// emfileListener fails its first accepts with EMFILE, as accept(2) does
+// when the process is out of descriptors.
+type emfileListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptEMFILEIsRetried: when accept(2) fails for lack of descriptors
+// the limiter passes the error on unchanged, and net/http treats it as
+// temporary: it backs off and keeps serving instead of returning.
+func TestAcceptEMFILEIsRetried(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	el := &emfileListener{Listener: ln}
+	el.fails.Store(3)
+	l := &connLimiter{max: 10, perClient: 10, refusing: make(chan struct{}, 2),
+		log: slog.New(slog.DiscardHandler), clients: map[netip.Prefix]int{}}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) }),
+		ErrorLog: log.New(io.Discard, "", 0)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l.listener(el, false)) }()
+	defer srv.Close()
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatalf("after EMFILE on accept: %v", err)
+	}
+	resp.Body.Close()
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned: %v", err)
+	default:
+	}
+	if el.fails.Load() >= 0 {
+		t.Fatal("the failing accepts were not retried")
 	}
 }
