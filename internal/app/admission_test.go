@@ -220,3 +220,41 @@ func TestAcceptEMFILEIsRetried(t *testing.T) {
 		t.Fatal("the failing accepts were not retried")
 	}
 }
+
+// TestConnLimiterReleasesOnFailedHandshake: a connection whose TLS
+// handshake fails gives its slot back, so garbage cannot eat the limit.
+func TestConnLimiterReleasesOnFailedHandshake(t *testing.T) {
+	l := &connLimiter{max: 1, perClient: 1, refusing: make(chan struct{}, 2),
+		log: slog.New(slog.DiscardHandler), clients: map[netip.Prefix]int{}}
+	srv := httptest.NewUnstartedServer(l.guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("ok"))
+	})))
+	srv.Listener = l.listener(srv.Listener, true)
+	srv.Config.ConnContext = l.connContext
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	defer srv.Close()
+	for range 3 {
+		c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "https://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.Copy(io.Discard, c) // until the server closes it
+		c.Close()
+		for l.openConns() != 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	c := srv.Client()
+	defer c.CloseIdleConnections()
+	resp, err := c.Get(srv.URL + "/b/k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("after failed handshakes: %d", resp.StatusCode)
+	}
+}
