@@ -48,6 +48,8 @@ type App struct {
 	cleanups []func(context.Context)
 
 	inflight sync.WaitGroup
+	// admission bounds connections and uploads in flight (admission.go).
+	admission *admission
 }
 
 // New builds everything the configuration describes. Nothing listens yet.
@@ -95,6 +97,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		}
 		trusted = append(trusted, p)
 	}
+	a.admission = newAdmission(cfg, log, a.metrics, trusted)
 	a.handler = telemetry.Middleware(s3api.NewHandler(s3api.Options{
 		Buckets:         a.buckets,
 		Logger:          log,
@@ -103,6 +106,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		Ready:           a.ready,
 		Hooks:           a.hooks(),
 		BodyIdleTimeout: time.Duration(cfg.Server.BodyIdleTimeoutSeconds) * time.Second,
+		Admission:       a.admission.uploads,
 	}), tracing.MiddlewareOptions())
 	a.warn()
 	return a, nil
@@ -197,6 +201,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", srvCfg.Address, err)
 	}
+	ln = a.admission.conns.listener(ln, srvCfg.TLS.Enabled())
 	var metricsLn net.Listener
 	if a.cfg.Metrics.On() {
 		metricsLn, err = net.Listen("tcp", a.cfg.Metrics.Address)
@@ -212,7 +217,8 @@ func (a *App) Run(ctx context.Context) error {
 	baseCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRequests()
 	srv := &http.Server{
-		Handler:           a.track(a.handler),
+		Handler:           a.track(a.admission.conns.guard(a.handler)),
+		ConnContext:       a.admission.conns.connContext,
 		ReadHeaderTimeout: time.Duration(srvCfg.ReadHeaderTimeoutSeconds) * time.Second,
 		IdleTimeout:       time.Duration(srvCfg.IdleTimeoutSeconds) * time.Second,
 		MaxHeaderBytes:    srvCfg.MaxHeaderBytes,

@@ -44,6 +44,14 @@ type Server struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// ZeroCopy controls splice/sendfile on the data path.
 	ZeroCopy ZeroCopy `yaml:"zero_copy"`
+	// MaxConnections caps open client connections; one client address
+	// gets at most a quarter. 0 derives it from the descriptor limit (see
+	// docs/DEPLOYMENT.md).
+	MaxConnections int `yaml:"max_connections"`
+	// MaxInflightUploads caps requests whose body is being uploaded
+	// (PutObject, UploadPart, CompleteMultipartUpload); one client address
+	// gets at most a quarter. 0 derives it from the descriptor limit.
+	MaxInflightUploads int `yaml:"max_inflight_uploads"`
 }
 
 // TLS names a certificate and key in PEM files.

@@ -104,6 +104,8 @@ func (k *checker) server() {
 			k.errf(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is not a CIDR (e.g. 10.0.0.0/8) or an IP address", p)
 		}
 	}
+	k.atLeast("server.max_connections", s.MaxConnections, 0)
+	k.atLeast("server.max_inflight_uploads", s.MaxInflightUploads, 0)
 	if z := s.ZeroCopy.PipeBufferSize; z < 4096 || z > 1<<30 {
 		k.errf("server.zero_copy.pipe_buffer_size", "must be between 4KiB and 1GiB, got %s", z)
 	}

@@ -81,6 +81,8 @@ type Options struct {
 	// MaxBindings bounds the multipart upload → subject table (default
 	// 100000).
 	MaxBindings int
+	// Admission bounds the uploads in flight; nil means no limit.
+	Admission *Admission
 }
 
 // Handler serves the S3 API and the health endpoints.
@@ -93,6 +95,8 @@ type Handler struct {
 	hooks    Hooks
 	bindings *bindings
 	bodyIdle time.Duration
+	// admission bounds uploads in flight (admission.go); may be nil.
+	admission *Admission
 }
 
 // NewHandler builds the handler.
@@ -112,6 +116,8 @@ func NewHandler(o Options) *Handler {
 		hooks:    o.Hooks,
 		bindings: newBindings(o.MaxBindings),
 		bodyIdle: o.BodyIdleTimeout,
+
+		admission: o.Admission,
 	}
 }
 
@@ -149,7 +155,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.serveHealth(sw, r) {
 		return
 	}
-	err := h.serve(sw, r, s)
+	err := descriptorsExhausted(h.serve(sw, r, s))
 	if err != nil {
 		e := s3err.Write(sw, r, err, auth.RequestPath(r), s.RequestID)
 		s.Code = e.Code
@@ -265,6 +271,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error 
 	if h.hooks.Routed != nil {
 		h.hooks.Routed(ctx, b.Name, string(req.Op), s.Key)
 	}
+	release, err := h.admit(s, req.Op)
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	p, err := b.Auth.Authenticate(ctx, r)
 	if err != nil {
@@ -273,6 +284,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error 
 	s.Principal = p
 	if h.hooks.Authenticated != nil {
 		h.hooks.Authenticated(ctx, p)
+	}
+	if err := b.checkAmbientOrigin(r, p); err != nil {
+		return err
 	}
 
 	switch req.Op {

@@ -22,6 +22,7 @@ type Metrics struct {
 	ZeroCopyBytes          *prometheus.CounterVec   // mode
 	InflightUploads        *prometheus.GaugeVec     // bucket
 	Errors                 *prometheus.CounterVec   // bucket, code
+	LimitRefusals          *prometheus.CounterVec   // bucket, limit
 	TracingExportFailures  prometheus.Counter
 	TracingExporterState   *prometheus.GaugeVec // state
 	BuildInfo              *prometheus.GaugeVec // version, commit, goversion
@@ -77,6 +78,9 @@ func NewMetrics(reg prometheus.Registerer, build BuildInfo) *Metrics {
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mizuchi_errors_total", Help: "S3 errors answered, by code.",
 		}, []string{"bucket", "code"}),
+		LimitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mizuchi_limit_refusals_total", Help: "Requests and connections refused by a limit (503 SlowDown), by limit.",
+		}, []string{"bucket", "limit"}),
 		TracingExportFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mizuchi_tracing_export_failures_total", Help: "Spans dropped because export failed or the queue was full.",
 		}),
@@ -90,7 +94,7 @@ func NewMetrics(reg prometheus.Registerer, build BuildInfo) *Metrics {
 	m.BuildInfo.WithLabelValues(build.Version, build.Commit, runtime.Version()).Set(1)
 	reg.MustRegister(m.Uploads, m.UploadBytes, m.UploadDuration, m.MultipartUploads, m.AuthRequests,
 		m.AuthzDecisions, m.BackendRequests, m.BackendRequestDuration, m.ZeroCopyBytes, m.InflightUploads,
-		m.Errors, m.TracingExportFailures, m.TracingExporterState, m.BuildInfo,
+		m.Errors, m.LimitRefusals, m.TracingExportFailures, m.TracingExporterState, m.BuildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
