@@ -12,6 +12,7 @@ import (
 	"github.com/mizuchi-uploadr/mizuchi/internal/auth"
 	"github.com/mizuchi-uploadr/mizuchi/internal/auth/jwt"
 	"github.com/mizuchi-uploadr/mizuchi/internal/auth/sigv4"
+	"github.com/mizuchi-uploadr/mizuchi/internal/auth/tlsclient"
 	"github.com/mizuchi-uploadr/mizuchi/internal/authz"
 	"github.com/mizuchi-uploadr/mizuchi/internal/authz/opa"
 	"github.com/mizuchi-uploadr/mizuchi/internal/authz/openfga"
@@ -24,8 +25,9 @@ import (
 )
 
 // buildBucket builds one bucket's backend, authentication and
-// authorization.
-func (a *App) buildBucket(ctx context.Context, c *config.Bucket) (*s3api.Bucket, error) {
+// authorization, as part of a generation: what needs closing goes to
+// a.closers, periodic work to a.cleanups (both the generation's).
+func (a *generation) buildBucket(ctx context.Context, c *config.Bucket) (*s3api.Bucket, error) {
 	be, err := a.buildBackend(ctx, c)
 	if err != nil {
 		return nil, err
@@ -57,7 +59,7 @@ func (a *App) buildBucket(ctx context.Context, c *config.Bucket) (*s3api.Bucket,
 	return b, nil
 }
 
-func (a *App) buildBackend(ctx context.Context, c *config.Bucket) (backend.Backend, error) {
+func (a *generation) buildBackend(ctx context.Context, c *config.Bucket) (backend.Backend, error) {
 	switch {
 	case c.Filesystem != nil:
 		store, err := fs.New(fs.Options{Root: c.Filesystem.Root, MinPartSize: int64(c.Upload.MinPartSize), Logger: a.log})
@@ -105,7 +107,7 @@ func (a *App) httpClient() *http.Client {
 	return &http.Client{Transport: a.wrapTransport(tr)}
 }
 
-func (a *App) buildAuth(ctx context.Context, c *config.Bucket) (auth.Authenticator, error) {
+func (a *generation) buildAuth(ctx context.Context, c *config.Bucket) (auth.Authenticator, error) {
 	opts := auth.ChainOptions{
 		Bucket:  c.Name,
 		Metrics: a.metrics,
@@ -132,10 +134,19 @@ func (a *App) buildAuth(ctx context.Context, c *config.Bucket) (auth.Authenticat
 		opts.Methods = append(opts.Methods, j)
 		opts.JWT = true
 	}
+	if c.Auth.TLSClient != nil {
+		// Last: a request's own signature or token decides before the
+		// certificate of its connection.
+		m, err := tlsclient.New(*c.Auth.TLSClient)
+		if err != nil {
+			return nil, err
+		}
+		opts.Methods = append(opts.Methods, m)
+	}
 	return auth.NewChain(opts), nil
 }
 
-func (a *App) buildAuthz(ctx context.Context, c *config.Bucket) (authz.Authorizer, error) {
+func (a *generation) buildAuthz(ctx context.Context, c *config.Bucket) (authz.Authorizer, error) {
 	var (
 		inner      authz.Authorizer
 		engine     string

@@ -81,6 +81,9 @@ type Options struct {
 	// MaxBindings bounds the multipart upload → subject table (default
 	// 100000).
 	MaxBindings int
+	// Bindings, when set, is that table shared with other handlers (a
+	// configuration reload); MaxBindings is then ignored.
+	Bindings *Bindings
 }
 
 // Handler serves the S3 API and the health endpoints.
@@ -110,7 +113,7 @@ func NewHandler(o Options) *Handler {
 		trusted:  o.TrustedProxies,
 		ready:    o.Ready,
 		hooks:    o.Hooks,
-		bindings: newBindings(o.MaxBindings),
+		bindings: o.bindings(),
 		bodyIdle: o.BodyIdleTimeout,
 	}
 }
