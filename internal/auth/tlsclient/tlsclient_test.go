@@ -51,7 +51,7 @@ func TestSubjectFromVerifiedCertificate(t *testing.T) {
 func TestNoVerifiedCertificateIsNoCredentials(t *testing.T) {
 	a, _ := New(config.TLSClient{SubjectFrom: config.SubjectFromCN})
 	for name, state := range map[string]*tls.ConnectionState{
-		"plain HTTP": nil,
+		"plain HTTP":                       nil,
 		"TLS without a client certificate": {},
 		// A certificate the handshake did not verify (no client_ca) is
 		// never an identity.
