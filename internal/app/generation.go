@@ -44,6 +44,8 @@ type generation struct {
 	cleanups []func(context.Context)
 	// tls is offered to new TLS connections (nil without server.tls).
 	tls *tls.Config
+	// files is the state of the watched files before they were read.
+	files map[string]fileState
 
 	refs    atomic.Int64
 	retired atomic.Bool
@@ -65,6 +67,7 @@ func (a *App) newGeneration(ctx context.Context, cfg *config.Config) (*generatio
 
 func (g *generation) build(ctx context.Context) error {
 	cfg := g.cfg
+	g.files = snapshot(watchedFiles(cfg))
 	if cfg.Server.TLS.Enabled() {
 		t, err := loadServerTLS(cfg.Server.TLS)
 		if err != nil {

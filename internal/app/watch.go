@@ -83,38 +83,39 @@ func sameSnapshot(a, b map[string]fileState) bool {
 }
 
 // watchFiles reloads the configuration when server.watch_config is on and
-// a watched file changed. A change is acted on once the files have stayed
-// the same for one more interval, so a certificate and its key replaced
-// one after the other are read together. A reload that fails is not
-// retried until the files change again.
+// a watched file differs from what the running generation read (its
+// snapshot is taken before it reads them). A change is acted on once the
+// files have stayed the same for one more interval, so a certificate and
+// its key replaced one after the other are read together. A reload that
+// fails is not retried until the files change again.
 func (a *App) watchFiles(ctx context.Context) {
 	t := time.NewTicker(watchInterval)
 	defer t.Stop()
-	var last map[string]fileState
-	pending := false
+	var (
+		running    *generation
+		base, prev map[string]fileState
+	)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		cfg := a.gen.Load().cfg
-		if !cfg.Server.WatchConfig {
-			last, pending = nil, false
+		g := a.gen.Load()
+		if !g.cfg.Server.WatchConfig {
+			running = nil
 			continue
 		}
-		now := snapshot(watchedFiles(cfg))
-		switch {
-		case last == nil:
-		case !sameSnapshot(last, now):
-			pending = true
-		case pending:
-			pending = false
-			a.log.Info("reloading the configuration: a watched file changed", slog.String("config", cfg.Source))
-			_ = a.Reload(ctx)
-			// The files of the configuration now running.
-			now = snapshot(watchedFiles(a.gen.Load().cfg))
+		if g != running {
+			running, base, prev = g, g.files, nil
 		}
-		last = now
+		now := snapshot(watchedFiles(g.cfg))
+		if !sameSnapshot(base, now) && prev != nil && sameSnapshot(prev, now) {
+			a.log.Info("reloading the configuration: a watched file changed", slog.String("config", g.cfg.Source))
+			if err := a.Reload(ctx); err != nil {
+				base = now
+			}
+		}
+		prev = now
 	}
 }
