@@ -58,6 +58,7 @@ type App struct {
 	reloads   *telemetry.ReloadMetrics
 	reloadMu  sync.Mutex
 	lookupEnv func(string) (string, bool)
+	replays   replaySets
 }
 
 // New builds everything the configuration describes. Nothing listens yet.

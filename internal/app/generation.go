@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mizuchi-uploadr/mizuchi/internal/auth/sigv4"
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api"
 	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
@@ -154,4 +155,26 @@ func (a *App) serveCurrent(w http.ResponseWriter, r *http.Request) {
 	g := a.acquire()
 	defer g.release()
 	g.handler.ServeHTTP(w, r)
+}
+
+// replaySets are the SigV4 replay caches by bucket name, kept across
+// reloads so a signature seen before a reload is still refused after it.
+type replaySets struct {
+	mu sync.Mutex
+	m  map[string]*sigv4.ReplaySet
+}
+
+// replaySet is the replay cache of a bucket.
+func (a *App) replaySet(bucket string) *sigv4.ReplaySet {
+	a.replays.mu.Lock()
+	defer a.replays.mu.Unlock()
+	if a.replays.m == nil {
+		a.replays.m = map[string]*sigv4.ReplaySet{}
+	}
+	r, ok := a.replays.m[bucket]
+	if !ok {
+		r = sigv4.NewReplaySet(0)
+		a.replays.m[bucket] = r
+	}
+	return r
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
@@ -180,5 +184,46 @@ func TestRestartOnlyChangesAreNamed(t *testing.T) {
 	}
 	if got := restartOnlyChanges(running, running); len(got) != 0 {
 		t.Fatalf("no change reported %v", got)
+	}
+}
+
+// The SigV4 replay cache outlives a reload: a signature accepted before
+// it is refused after it.
+func TestReloadKeepsTheReplayCache(t *testing.T) {
+	bucket := `  - name: a
+    path_prefix: /a
+    filesystem: { root: "{{DIR}}/a" }
+    auth:
+      enabled: true
+      sigv4:
+        replay_protection: true
+        credentials: [{ access_key: AKIAREPLAY, secret_key: replay-secret, subject: alice }]
+`
+	a, path, _ := reloadApp(t, bucket)
+	req := httptest.NewRequest(http.MethodPut, "http://example/a/k", strings.NewReader("hello"))
+	req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+	creds := aws.Credentials{AccessKeyID: "AKIAREPLAY", SecretAccessKey: "replay-secret"}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, "UNSIGNED-PAYLOAD", "s3", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	send := func() int {
+		r := req.Clone(context.Background())
+		r.Body = io.NopCloser(strings.NewReader("hello"))
+		rec := httptest.NewRecorder()
+		a.Handler().ServeHTTP(rec, r)
+		return rec.Code
+	}
+	if code := send(); code != http.StatusOK {
+		t.Fatalf("first use: %d, want 200", code)
+	}
+	if code := send(); code != http.StatusForbidden {
+		t.Fatalf("replay before the reload: %d, want 403", code)
+	}
+	writeConfig(t, path, filepath.Dir(path), bucket)
+	if err := a.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code := send(); code != http.StatusForbidden {
+		t.Fatalf("replay after the reload: %d, want 403", code)
 	}
 }

@@ -44,6 +44,10 @@ type Options struct {
 	// ReplayCapacity bounds the replay cache when replay protection is
 	// on (100000 entries when zero).
 	ReplayCapacity int
+	// Replay, when set, is the replay cache to use (one that outlives
+	// this Authenticator, across configuration reloads); ReplayCapacity
+	// is then ignored.
+	Replay *ReplaySet
 }
 
 type credential struct {
@@ -128,7 +132,9 @@ func New(cfg config.SigV4, opts Options) (*Authenticator, error) {
 	if len(cfg.Credentials) == 0 {
 		errs = append(errs, errors.New("sigv4: at least one credential is required"))
 	}
-	if cfg.ReplayProtection {
+	if cfg.ReplayProtection && opts.Replay != nil {
+		a.replay = opts.Replay.c
+	} else if cfg.ReplayProtection {
 		n := opts.ReplayCapacity
 		if n <= 0 {
 			n = defaultReplayCapacity
