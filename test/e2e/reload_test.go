@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -207,5 +208,61 @@ func TestReloadDuringA300MiBUpload(t *testing.T) {
 	}
 	if m.Proc.Exited() {
 		t.Fatal("mizuchi exited")
+	}
+}
+
+// TestReloadOnWatchedFiles: with server.watch_config, replacing a file the
+// configuration names (an OPA policy) and then the configuration file
+// itself each reload the server without a signal.
+func TestReloadOnWatchedFiles(t *testing.T) {
+	t.Parallel()
+	policy := filepath.Join(t.TempDir(), "policy.rego")
+	writeAtomic(t, policy, []byte("package mizuchi\n\ndefault allow := false\n"))
+	cfg := func(more bool) string {
+		c := fmt.Sprintf(`server:
+  address: 127.0.0.1:{{S3_PORT}}
+  watch_config: true
+metrics:
+  address: 127.0.0.1:{{METRICS_PORT}}
+buckets:
+  - name: files
+    path_prefix: /files
+    filesystem: { root: "{{DIR}}/files" }
+    authz:
+      enabled: true
+      opa: { policy_file: %q, cache_ttl_seconds: 0 }
+`, policy)
+		if more {
+			c += `  - name: more
+    path_prefix: /more
+    filesystem: { root: "{{DIR}}/more" }
+`
+		}
+		return c
+	}
+	m := startMizuchi(t, cfg(false))
+	put := func(path string) int {
+		resp, body := rawRequest(t, http.MethodPut, m.URL+path, strings.NewReader("hello"), nil)
+		_ = body
+		return resp.StatusCode
+	}
+	if code := put("/files/a.txt"); code != http.StatusForbidden {
+		t.Fatalf("before the policy change: %d, want 403", code)
+	}
+	writeAtomic(t, policy, []byte("package mizuchi\n\ndefault allow := true\n"))
+	waitReloads(t, m, "success", 1)
+	if code := put("/files/a.txt"); code != http.StatusOK {
+		t.Fatalf("after the policy change: %d, want 200", code)
+	}
+	if code := put("/more/b.txt"); code != http.StatusNotFound {
+		t.Fatalf("bucket more before the config change: %d, want 404", code)
+	}
+	rewriteConfig(t, m, cfg(true))
+	waitReloads(t, m, "success", 2)
+	if code := put("/more/b.txt"); code != http.StatusOK {
+		t.Fatalf("bucket more after the config change: %d, want 200", code)
+	}
+	if got := azMetric(t, m.MetricsURL, "mizuchi_config_reloads_total", `result="failure"`); got != 0 {
+		t.Fatalf("%v failed reloads", got)
 	}
 }
