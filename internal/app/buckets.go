@@ -119,7 +119,7 @@ func (a *generation) buildAuth(ctx context.Context, c *config.Bucket) (auth.Auth
 		return auth.NewChain(opts), nil
 	}
 	if c.Auth.SigV4 != nil {
-		v4, err := sigv4.New(*c.Auth.SigV4, sigv4.Options{Logger: a.log})
+		v4, err := sigv4.New(*c.Auth.SigV4, sigv4.Options{Logger: a.log, Replay: a.replaySet(c.Name)})
 		if err != nil {
 			return nil, fmt.Errorf("sigv4: %w", err)
 		}
