@@ -108,3 +108,18 @@ func TestClientCertificateDefaults(t *testing.T) {
 		t.Errorf("subject_from default %q, want cn", got)
 	}
 }
+
+func TestSummaryShowsClientCertificates(t *testing.T) {
+	ca := caFile(t)
+	c, err := Parse([]byte("server:\n  tls: { cert_file: /c.pem, key_file: /k.pem, client_ca: "+ca+", client_auth: verify_if_given }\n"+
+		minimal+"    auth:\n      enabled: true\n      tls_client: { subject_from: dns_san }\n"), "t.yaml", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Summary()
+	for _, want := range []string{"client certificates: verify_if_given, signed by " + ca, "auth: tls_client, subject from dns_san"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary does not show %q:\n%s", want, s)
+		}
+	}
+}
