@@ -100,10 +100,12 @@ func (a *App) wrapTransport(rt http.RoundTripper) http.RoundTripper {
 	return telemetry.WrapTransport(rt, a.tracing.Provider(), a.tracing.Propagator())
 }
 
-// httpClient is a pooled client for an engine or key server, traced.
-func (a *App) httpClient() *http.Client {
+// httpClient is a pooled client for an engine or key server, traced. Its
+// idle connections are closed with the generation.
+func (a *generation) httpClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
+	a.closers = append(a.closers, func() error { tr.CloseIdleConnections(); return nil })
 	return &http.Client{Transport: a.wrapTransport(tr)}
 }
 

@@ -58,6 +58,11 @@ func (a *App) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if g.tls == nil && a.cfg.Server.TLS.Enabled() {
+		// Turning HTTPS off needs a restart: until then the listener
+		// keeps presenting the running certificate.
+		g.tls = a.gen.Load().tls
+	}
 	old := a.gen.Swap(g)
 	old.retire()
 	for _, p := range cfg.Warnings() {

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net/http"
@@ -225,5 +226,23 @@ func TestReloadKeepsTheReplayCache(t *testing.T) {
 	}
 	if code := send(); code != http.StatusForbidden {
 		t.Fatalf("replay after the reload: %d, want 403", code)
+	}
+}
+
+// Turning HTTPS off needs a restart: a reload that does it keeps the
+// running certificate for new handshakes instead of leaving none.
+func TestReloadThatDisablesTLSKeepsTheCertificate(t *testing.T) {
+	a, path, _ := reloadApp(t, bucketA)
+	dir := filepath.Dir(path)
+	running := &tls.Config{MinVersion: tls.VersionTLS12}
+	a.cfg.Server.TLS = config.TLS{CertFile: "c.pem", KeyFile: "k.pem"} // as if started with HTTPS
+	a.gen.Load().tls = running
+	writeConfig(t, path, dir, bucketA)
+	if err := a.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.serverTLS().GetConfigForClient(&tls.ClientHelloInfo{})
+	if err != nil || got != running {
+		t.Fatalf("new handshakes get %v, %v; want the running configuration", got, err)
 	}
 }
