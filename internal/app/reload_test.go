@@ -23,7 +23,7 @@ import (
 )
 
 // reloadApp starts an App from a config file holding the given buckets.
-func reloadApp(t *testing.T, buckets string) (*App, string, *bytes.Buffer) {
+func reloadApp(t testing.TB, buckets string) (*App, string, *bytes.Buffer) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.yaml")
@@ -41,7 +41,7 @@ func reloadApp(t *testing.T, buckets string) (*App, string, *bytes.Buffer) {
 	return a, path, &logs
 }
 
-func writeConfig(t *testing.T, path, dir, buckets string) {
+func writeConfig(t testing.TB, path, dir, buckets string) {
 	t.Helper()
 	yml := "server: { address: \"127.0.0.1:0\" }\nmetrics: { enabled: false }\nbuckets:\n" +
 		strings.ReplaceAll(buckets, "{{DIR}}", dir)
