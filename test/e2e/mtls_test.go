@@ -530,3 +530,108 @@ func withConnState(ctx context.Context, serial *atomic.Int64) context.Context {
 		},
 	})
 }
+
+const mtlsChainPolicy = `package mizuchi
+
+default allow := false
+
+allow if {
+	input.subject == "alice"
+	input.context.auth_method == "tls_client"
+}
+
+allow if {
+	input.subject == "carol"
+	input.context.auth_method == "sigv4"
+}
+`
+
+// TestMTLSVerifyIfGivenOrdersAfterSigV4: with client_auth
+// verify_if_given, a client may connect without a certificate; on a
+// bucket with sigv4 and tls_client, a signed request is identified by its
+// signature even over a connection with a certificate, a bad signature is
+// refused rather than replaced by the certificate, and an unsigned
+// request is identified by the certificate.
+func TestMTLSVerifyIfGivenOrdersAfterSigV4(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	serverCA, clientCA := newCA(t, "server CA"), newCA(t, "client CA")
+	certFile, keyFile, caFile, policy := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"), filepath.Join(dir, "clients.pem"), filepath.Join(dir, "policy.rego")
+	serverCA.issue(t, "127.0.0.1", x509.ExtKeyUsageServerAuth).install(t, certFile, keyFile)
+	writeAtomic(t, caFile, clientCA.pem)
+	writeAtomic(t, policy, []byte(mtlsChainPolicy))
+	m := startMizuchi(t, fmt.Sprintf(`server:
+  address: 127.0.0.1:{{S3_PORT}}
+  tls: { cert_file: %q, key_file: %q, client_ca: %q, client_auth: verify_if_given }
+metrics:
+  address: 127.0.0.1:{{METRICS_PORT}}
+buckets:
+  - name: files
+    path_prefix: /files
+    filesystem: { root: "{{DIR}}/files" }
+    auth:
+      enabled: true
+      sigv4:
+        credentials: [{ access_key: AKIACAROL, secret_key: carol-secret, subject: carol }]
+      tls_client: { subject_from: cn }
+    authz:
+      enabled: true
+      opa: { policy_file: %q, cache_ttl_seconds: 0 }
+`, certFile, keyFile, caFile, policy))
+	url := strings.Replace(m.URL, "http://", "https://", 1)
+	roots := serverCA.pool()
+	alice, bob := clientCA.issue(t, "alice", x509.ExtKeyUsageClientAuth), clientCA.issue(t, "bob", x509.ExtKeyUsageClientAuth)
+
+	do := func(cert *issued, key, secret string) (int, string) {
+		t.Helper()
+		var req *http.Request
+		var err error
+		if secret != "" {
+			req, err = rlPut(t, url+"/files/"+key, "AKIACAROL", secret, strings.NewReader("hello"), 5)
+		} else {
+			req, err = http.NewRequest(http.MethodPut, url+"/files/"+key, strings.NewReader("hello"))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c *http.Client
+		if cert != nil {
+			c = httpsClient(roots, &cert.tls)
+		} else {
+			c = httpsClient(roots, nil)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tt := range []struct {
+		name        string
+		cert        *issued
+		key, secret string
+		status      int
+		code        string
+	}{
+		{"no certificate, signed by carol", nil, "a", "carol-secret", 200, ""},
+		{"alice's certificate, unsigned", alice, "b", "", 200, ""},
+		{"bob's certificate, signed by carol: the signature decides", bob, "c", "carol-secret", 200, ""},
+		{"alice's certificate, bad signature: refused", alice, "d", "wrong-secret", 403, "SignatureDoesNotMatch"},
+		{"bob's certificate, unsigned: denied by the policy", bob, "e", "", 403, "AccessDenied"},
+		{"nothing at all", nil, "f", "", 403, "AccessDenied"},
+	} {
+		status, body := do(tt.cert, tt.key, tt.secret)
+		if status != tt.status || !strings.Contains(body, tt.code) {
+			t.Errorf("%s: %d %s, want %d %s", tt.name, status, body, tt.status, tt.code)
+		}
+		_, err := os.Stat(filepath.Join(m.Dir, "files", tt.key))
+		if stored := err == nil; stored != (tt.status == 200) {
+			t.Errorf("%s: stored=%v", tt.name, stored)
+		}
+	}
+	if got := azMetric(t, m.MetricsURL, "mizuchi_auth_requests_total", `method="tls_client"`, `result="success"`); got != 2 {
+		t.Errorf("tls_client successes %v, want 2", got)
+	}
+}
