@@ -171,6 +171,8 @@ func (a *App) Handler() http.Handler { return http.HandlerFunc(a.serveCurrent) }
 
 // Close releases the resources of backends and engines.
 func (a *App) Close() error {
+	a.reloadMu.Lock() // a reload in progress finishes first
+	defer a.reloadMu.Unlock()
 	if g := a.gen.Load(); g != nil {
 		g.retire()
 	}
