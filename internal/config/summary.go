@@ -16,6 +16,9 @@ func (c *Config) Summary() string {
 	w("configuration: %s", c.Source)
 	if c.Server.TLS.Enabled() {
 		w("listen: https://%s (certificate %s)", c.Server.Address, c.Server.TLS.CertFile)
+		if t := c.Server.TLS; t.ClientCA != "" {
+			w("client certificates: %s, signed by %s", t.ClientAuth, t.ClientCA)
+		}
 	} else {
 		w("listen: http://%s (no TLS)", c.Server.Address)
 	}
@@ -99,6 +102,9 @@ func (b Bucket) authSummary() string {
 	}
 	if s := a.SigV4; s != nil {
 		methods = append(methods, fmt.Sprintf("sigv4 %s with %d key(s)", s.Region, len(s.Credentials)))
+	}
+	if t := a.TLSClient; t != nil {
+		methods = append(methods, "tls_client, subject from "+t.SubjectFrom)
 	}
 	return strings.Join(methods, "; ")
 }

@@ -92,6 +92,7 @@ func (k *checker) server() {
 			k.errf("server.tls.key_file", "required when server.tls.cert_file is set")
 		}
 	}
+	k.clientCertificates()
 	k.atLeast("server.read_header_timeout_seconds", s.ReadHeaderTimeoutSeconds, 1)
 	k.atLeast("server.body_idle_timeout_seconds", s.BodyIdleTimeoutSeconds, 0)
 	k.atLeast("server.idle_timeout_seconds", s.IdleTimeoutSeconds, 1)
@@ -283,8 +284,8 @@ func (k *checker) auth(b *Bucket, p string) {
 		return
 	}
 	ap := p + ".auth"
-	if a.Enabled && a.JWT == nil && a.SigV4 == nil {
-		k.errf(ap, "enabled without a method: configure jwt and/or sigv4")
+	if a.Enabled && a.JWT == nil && a.SigV4 == nil && a.TLSClient == nil {
+		k.errf(ap, "enabled without a method: configure jwt, sigv4 and/or tls_client")
 	}
 	if a.Enabled && !k.c.Server.TLS.Enabled() && !isLoopback(k.c.Server.Address) {
 		k.warnf(ap, "credentials travel over plain HTTP on %s: configure server.tls or terminate TLS in front", k.c.Server.Address)
@@ -294,6 +295,9 @@ func (k *checker) auth(b *Bucket, p string) {
 	}
 	if s := a.SigV4; s != nil {
 		k.sigv4(s, ap+".sigv4")
+	}
+	if t := a.TLSClient; t != nil {
+		k.tlsClient(t, ap+".tls_client")
 	}
 }
 

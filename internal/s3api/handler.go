@@ -83,6 +83,9 @@ type Options struct {
 	MaxBindings int
 	// Admission bounds the uploads in flight; nil means no limit.
 	Admission *Admission
+	// Bindings, when set, is that table shared with other handlers (a
+	// configuration reload); MaxBindings is then ignored.
+	Bindings *Bindings
 }
 
 // Handler serves the S3 API and the health endpoints.
@@ -114,7 +117,7 @@ func NewHandler(o Options) *Handler {
 		trusted:  o.TrustedProxies,
 		ready:    o.Ready,
 		hooks:    o.Hooks,
-		bindings: newBindings(o.MaxBindings),
+		bindings: o.bindings(),
 		bodyIdle: o.BodyIdleTimeout,
 
 		admission: o.Admission,
