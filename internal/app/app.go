@@ -46,6 +46,8 @@ type App struct {
 	closers []func() error
 	// cleanups run at start and then hourly while serving.
 	cleanups []func(context.Context)
+	// notifier records upload events (events.go); nil without sinks.
+	notifier s3api.Notifier
 
 	inflight sync.WaitGroup
 }
@@ -86,6 +88,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		}
 		a.buckets = append(a.buckets, b)
 	}
+	if err := a.buildEvents(); err != nil {
+		_ = a.Close()
+		return nil, fmt.Errorf("events: %w", err)
+	}
 	var trusted []netip.Prefix
 	for _, c := range cfg.Server.TrustedProxies {
 		p, err := netip.ParsePrefix(c)
@@ -103,6 +109,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		Ready:           a.ready,
 		Hooks:           a.hooks(),
 		BodyIdleTimeout: time.Duration(cfg.Server.BodyIdleTimeoutSeconds) * time.Second,
+		Notifier:        a.notifier,
 	}), tracing.MiddlewareOptions())
 	a.warn()
 	return a, nil

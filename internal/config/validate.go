@@ -87,6 +87,7 @@ func (c *Config) check() *checker {
 	k.metrics()
 	k.tracing()
 	k.logging()
+	k.events()
 	return k
 }
 
@@ -158,6 +159,7 @@ func (k *checker) buckets() {
 		k.authz(b, p)
 		k.upload(b, p)
 		k.cors(b.CORS, p+".cors")
+		k.bucketEvents(b, p)
 	}
 }
 

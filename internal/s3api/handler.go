@@ -81,6 +81,8 @@ type Options struct {
 	// MaxBindings bounds the multipart upload → subject table (default
 	// 100000).
 	MaxBindings int
+	// Notifier records an event for every object stored; nil: none.
+	Notifier Notifier
 }
 
 // Handler serves the S3 API and the health endpoints.
@@ -93,6 +95,7 @@ type Handler struct {
 	hooks    Hooks
 	bindings *bindings
 	bodyIdle time.Duration
+	notifier Notifier
 }
 
 // NewHandler builds the handler.
@@ -112,6 +115,7 @@ func NewHandler(o Options) *Handler {
 		hooks:    o.Hooks,
 		bindings: newBindings(o.MaxBindings),
 		bodyIdle: o.BodyIdleTimeout,
+		notifier: o.Notifier,
 	}
 }
 
@@ -302,6 +306,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error 
 	if err := h.authorize(ctx, r, s, b, req); err != nil {
 		return err
 	}
+	if err := h.admitEvent(w, s); err != nil {
+		return err
+	}
 	if h.metrics != nil {
 		g := h.metrics.InflightUploads.WithLabelValues(b.Name)
 		g.Inc()
@@ -431,6 +438,9 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, s *Scope) er
 	if err := h.afterBody(r, s, bd, start, err); err != nil {
 		return err
 	}
+	if err := h.notify(r, s, EventPut, s.Bytes, out.ETag, out.VersionID, responseChecksum(r, out.Checksum)); err != nil {
+		return err
+	}
 	w.Header().Set("ETag", out.ETag)
 	setChecksumHeader(w.Header(), responseChecksum(r, out.Checksum))
 	if out.VersionID != "" {
@@ -553,6 +563,9 @@ func (h *Handler) completeMultipartUpload(w http.ResponseWriter, r *http.Request
 	}
 	h.bindings.remove(s.Bucket.Name, s.Request.UploadID)
 	h.countMultipart(s, "completed")
+	if err := h.notify(r, s, EventComplete, out.Size, out.ETag, out.VersionID, out.Checksum); err != nil {
+		return err
+	}
 	res := completeMultipartUploadResult{
 		Xmlns: s3Namespace, Location: s.Bucket.Prefix + "/" + s.Key,
 		Bucket: s.Bucket.clientName(), Key: s.Key, ETag: out.ETag,
