@@ -382,7 +382,7 @@ func (w *worker) run() {
 		failures++
 		wait := backoff(m.minRetry, m.maxRetry, failures)
 		m.log.Warn("event delivery failed; retrying", slog.String("bucket", w.r.bucket), slog.String("sink", w.r.label),
-			slog.Int("attempt", failures), slog.Duration("retry_in", wait), slog.Any("error", err))
+			slog.Int("attempt", failures), slog.String("retry_in", wait.Round(time.Millisecond).String()), slog.Any("error", err))
 		t := time.NewTimer(wait)
 		select {
 		case <-m.ctx.Done():
