@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // pendingBucket holds one record per event and sink, keyed by an
@@ -43,7 +44,7 @@ func openOutbox(dir string) (*outbox, error) {
 	path := filepath.Join(dir, "outbox.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("events outbox %s is locked by another process", path)
 		}
 		return nil, fmt.Errorf("events outbox %s: %w", path, err)

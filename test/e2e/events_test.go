@@ -323,10 +323,10 @@ func TestEventsOnePerStoredObject(t *testing.T) {
 	mpData := bytes.Repeat([]byte("0123456789abcdef"), 256) // 4 KiB: two parts of 2 KiB
 	mp := evMultipart(t, c, mpKey, mpData)
 
-	got := hook.waitKeys(t, 20*time.Second, putKey, mpKey)
+	hook.waitKeys(t, 20*time.Second, putKey, mpKey)
 	// Give a duplicate or a stray event the time to show up.
 	time.Sleep(1500 * time.Millisecond)
-	got = hook.received()
+	got := hook.received()
 	if len(got) != 2 {
 		for _, e := range got {
 			t.Logf("event: %s", e.Body)
