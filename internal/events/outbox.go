@@ -31,11 +31,31 @@ type entry struct {
 	Body json.RawMessage `json:"body"`
 }
 
-// outbox is the durable store of undelivered events. Writes are fsync'd
-// (bbolt commits), and concurrent writers share commits (Batch).
+// outbox is the durable store of undelivered events. Every write is a
+// bbolt commit (fsync'd). One goroutine commits: requests that arrive
+// while a commit runs are committed together by the next one (group
+// commit, no added delay), so concurrent uploads share disk syncs.
 type outbox struct {
-	db *bolt.DB
+	db      *bolt.DB
+	reqs    chan *writeReq
+	quit    chan struct{}
+	stopped chan struct{}
 }
+
+// writeReq adds values and/or deletes keys; done (nil: nobody waits)
+// receives the outcome.
+type writeReq struct {
+	vals [][]byte
+	del  []uint64
+	seqs []uint64
+	done chan error
+}
+
+// errClosed is returned by writes after close.
+var errClosed = errors.New("outbox closed")
+
+// maxGroup bounds the requests committed together.
+const maxGroup = 1024
 
 func openOutbox(dir string) (*outbox, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -56,7 +76,75 @@ func openOutbox(dir string) (*outbox, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("events outbox %s: %w", path, err)
 	}
-	return &outbox{db: db}, nil
+	o := &outbox{db: db, reqs: make(chan *writeReq), quit: make(chan struct{}), stopped: make(chan struct{})}
+	go o.loop()
+	return o, nil
+}
+
+func (o *outbox) loop() {
+	defer close(o.stopped)
+	for {
+		var first *writeReq
+		select {
+		case first = <-o.reqs:
+		case <-o.quit:
+			return
+		}
+		group := []*writeReq{first}
+	collect:
+		for len(group) < maxGroup {
+			select {
+			case r := <-o.reqs:
+				group = append(group, r)
+			default:
+				break collect
+			}
+		}
+		err := o.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(pendingBucket)
+			for _, r := range group {
+				r.seqs = r.seqs[:0]
+				for _, seq := range r.del {
+					if err := b.Delete(seqKey(seq)); err != nil {
+						return err
+					}
+				}
+				for _, v := range r.vals {
+					seq, err := b.NextSequence()
+					if err != nil {
+						return err
+					}
+					if err := b.Put(seqKey(seq), v); err != nil {
+						return err
+					}
+					r.seqs = append(r.seqs, seq)
+				}
+			}
+			return nil
+		})
+		for _, r := range group {
+			if r.done != nil {
+				r.done <- err
+			}
+		}
+	}
+}
+
+// write hands a request to the committer; wait says whether to wait for
+// the commit.
+func (o *outbox) write(r *writeReq, wait bool) error {
+	if wait {
+		r.done = make(chan error, 1)
+	}
+	select {
+	case o.reqs <- r:
+	case <-o.quit:
+		return errClosed
+	}
+	if !wait {
+		return nil
+	}
+	return <-r.done
 }
 
 func seqKey(seq uint64) []byte {
@@ -67,34 +155,18 @@ func seqKey(seq uint64) []byte {
 
 // put stores entries durably and returns their sequence numbers.
 func (o *outbox) put(entries []entry) ([]uint64, error) {
-	vals := make([][]byte, len(entries))
+	r := &writeReq{vals: make([][]byte, len(entries))}
 	for i := range entries {
 		v, err := json.Marshal(&entries[i])
 		if err != nil {
 			return nil, err
 		}
-		vals[i] = v
+		r.vals[i] = v
 	}
-	var seqs []uint64
-	err := o.db.Batch(func(tx *bolt.Tx) error {
-		seqs = seqs[:0]
-		b := tx.Bucket(pendingBucket)
-		for _, v := range vals {
-			seq, err := b.NextSequence()
-			if err != nil {
-				return err
-			}
-			if err := b.Put(seqKey(seq), v); err != nil {
-				return err
-			}
-			seqs = append(seqs, seq)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := o.write(r, true); err != nil {
 		return nil, err
 	}
-	return seqs, nil
+	return r.seqs, nil
 }
 
 // get reads an entry; ok is false when it is gone.
@@ -111,11 +183,10 @@ func (o *outbox) get(seq uint64) (e entry, ok bool, err error) {
 }
 
 // remove deletes an entry once its sink acknowledged it (or it was
-// dropped).
+// dropped). It does not wait for the commit: if the process dies first,
+// the event is delivered again (at least once).
 func (o *outbox) remove(seq uint64) error {
-	return o.db.Batch(func(tx *bolt.Tx) error {
-		return tx.Bucket(pendingBucket).Delete(seqKey(seq))
-	})
+	return o.write(&writeReq{del: []uint64{seq}}, false)
 }
 
 // scan calls fn for every pending entry in order, without its body.
@@ -135,4 +206,14 @@ func (o *outbox) scan(fn func(seq uint64, sink string, created int64)) error {
 	})
 }
 
-func (o *outbox) close() error { return o.db.Close() }
+// close commits what was handed over and closes the database.
+func (o *outbox) close() error {
+	select {
+	case <-o.quit:
+		return nil
+	default:
+	}
+	close(o.quit)
+	<-o.stopped
+	return o.db.Close()
+}
