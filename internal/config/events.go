@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -218,4 +219,42 @@ func (k *checker) natsSubject(path, tmpl string) {
 			return
 		}
 	}
+}
+
+// eventsSummary describes the outbox, or "" when no bucket has sinks.
+func (c *Config) eventsSummary() string {
+	for _, b := range c.Buckets {
+		if len(b.Events) > 0 {
+			e := c.Events
+			return fmt.Sprintf("events outbox: %s, at most %d pending (then %s), retries every ≤ %ds", e.OutboxDir, e.MaxPending, e.OnFull, e.MaxRetryIntervalSeconds)
+		}
+	}
+	return ""
+}
+
+// eventsSummary lists a bucket's sinks without secrets (scheme and host
+// of URLs only).
+func (b Bucket) eventsSummary() string {
+	parts := make([]string, len(b.Events))
+	for i, s := range b.Events {
+		host := "?"
+		if u, err := url.Parse(strings.Split(s.URL, ",")[0]); err == nil {
+			host = u.Scheme + "://" + u.Host
+			if u.User != nil {
+				host = u.Scheme + "://…@" + u.Host
+			}
+		}
+		d := fmt.Sprintf("%s %s", s.Type, host)
+		if s.Type == "nats" {
+			d += " subject " + s.Subject
+			if s.JetStream {
+				d += " (JetStream)"
+			}
+		}
+		if s.KeyPrefix != "" || s.KeySuffix != "" {
+			d += fmt.Sprintf(" for keys %s…%s", s.KeyPrefix, s.KeySuffix)
+		}
+		parts[i] = d
+	}
+	return strings.Join(parts, "; ")
 }

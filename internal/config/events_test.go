@@ -57,3 +57,22 @@ func TestEventsSecretsNotEchoed(t *testing.T) {
 		t.Errorf("error shows a secret:\n%s", got)
 	}
 }
+
+func TestEventsSummaryHidesSecrets(t *testing.T) {
+	c := mustParse(t, minimal+`    events:
+      - type: webhook
+        url: "https://user:pw@app.example/hook?token=hunter2"
+        secret: "hunter3"
+      - type: nats
+        url: "nats://u:hunter4@127.0.0.1:4222"
+        jetstream: true
+`, nil)
+	s := c.Summary()
+	if !strings.Contains(s, "webhook https://…@app.example") || !strings.Contains(s, "nats nats://…@127.0.0.1:4222 subject mizuchi.{bucket} (JetStream)") ||
+		!strings.Contains(s, "events outbox: ./data/.events") {
+		t.Errorf("summary:\n%s", s)
+	}
+	if strings.Contains(s, "hunter") || strings.Contains(s, "pw") {
+		t.Errorf("summary shows a secret:\n%s", s)
+	}
+}
