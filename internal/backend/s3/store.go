@@ -314,7 +314,12 @@ func (s *Store) CompleteMultipartUpload(ctx context.Context, in *backend.Complet
 			return nil, s3err.ErrInvalidPartOrder
 		}
 	}
-	return s.complete(ctx, in.Key, in.UploadID, in.Parts)
+	out, err := s.complete(ctx, in.Key, in.UploadID, in.Parts)
+	if err != nil {
+		return nil, err
+	}
+	out.Size = s.assembledSize(ctx, in.Key, out.VersionID)
+	return out, nil
 }
 
 func (s *Store) complete(ctx context.Context, key, uploadID string, parts []backend.CompletedPart) (*backend.CompleteMultipartUploadOutput, error) {
@@ -342,7 +347,7 @@ func (s *Store) complete(ctx context.Context, key, uploadID string, parts []back
 		ETag:      aws.ToString(out.ETag),
 		VersionID: aws.ToString(out.VersionId),
 		Checksum:  checksumOf(out.ChecksumCRC32, out.ChecksumCRC32C, out.ChecksumCRC64NVME, out.ChecksumSHA1, out.ChecksumSHA256),
-		Size:      s.assembledSize(ctx, key, aws.ToString(out.VersionId)),
+		Size:      -1,
 	}, nil
 }
 
@@ -360,6 +365,8 @@ func (s *Store) assembledSize(ctx context.Context, key, versionID string) int64 
 	if versionID != "" {
 		in.VersionId = aws.String(versionID)
 	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	out, err := h.HeadObject(ctx, in)
 	if err != nil || out.ContentLength == nil {
 		return -1
