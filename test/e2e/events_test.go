@@ -553,3 +553,48 @@ func TestEventsOutboxFullRefuses(t *testing.T) {
 	}
 	hook.waitKeys(t, 15*time.Second, "full/3")
 }
+
+// TestEventsJetStreamOutage: uploads while nats-server is down are
+// published, once each, when it is back.
+func TestEventsJetStreamOutage(t *testing.T) {
+	t.Parallel()
+	ns := natsserver.Start(t)
+	ns.CreateStream(t, "UPLOADS", "uploads.>")
+	m := startMizuchi(t, evConfig(t, "  max_retry_interval_seconds: 1\n", `      - type: nats
+        url: "`+ns.URL+`"
+        subject: "uploads.{bucket}"
+        jetstream: true
+        timeout_seconds: 2
+`))
+	c := s3Client(t, m.URL, cliAccessKey, cliSecretKey)
+	ctx := evCtx(t)
+	ns.Stop(t)
+	for _, k := range []string{"js/1", "js/2", "js/3"} {
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("files"), Key: aws.String(k),
+			Body: strings.NewReader("x")}); err != nil {
+			t.Fatalf("put %s while NATS is down: %v", k, err)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	if v := azMetric(t, m.MetricsURL, "mizuchi_events_pending"); v != 3 {
+		t.Errorf("pending while NATS is down = %v, want 3", v)
+	}
+	ns.Restart(t)
+	for deadline := time.Now().Add(20 * time.Second); azMetric(t, m.MetricsURL, "mizuchi_events_pending") != 0; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("events still pending 20 s after NATS came back")
+		}
+	}
+	msgs := ns.Messages(t, "UPLOADS")
+	keys := map[string]int{}
+	for _, msg := range msgs {
+		var doc evDocument
+		if err := json.Unmarshal(msg.Data, &doc); err != nil {
+			t.Fatal(err)
+		}
+		keys[doc.Records[0].S3.Object.Key]++
+	}
+	if len(msgs) != 3 || keys["js/1"] != 1 || keys["js/2"] != 1 || keys["js/3"] != 1 {
+		t.Errorf("stream holds %d messages for %v, want js/1..3 once each", len(msgs), keys)
+	}
+}

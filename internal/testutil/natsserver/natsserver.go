@@ -23,6 +23,7 @@ type Server struct {
 	Addr string
 	Dir  string
 	Proc *testproc.Proc
+	args []string
 }
 
 // Start runs nats-server with JetStream until the test ends.
@@ -33,13 +34,28 @@ func Start(t testing.TB) *Server {
 	port := testproc.FreePort(t)
 	s.Addr = "127.0.0.1:" + strconv.Itoa(port)
 	s.URL = "nats://" + s.Addr
-	s.Proc = testproc.Start(t, bin, []string{
+	s.args = []string{
 		"-a", "127.0.0.1", "-p", strconv.Itoa(port),
 		"-js", "-sd", s.Dir,
 		"-n", "mizuchi-test",
-	})
+	}
+	s.Proc = testproc.Start(t, bin, s.args)
 	testproc.WaitTCP(t, s.Proc, s.Addr, 20*time.Second)
 	return s
+}
+
+// Stop kills the server (SIGKILL); its streams stay on disk.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	_ = s.Proc.Cmd.Process.Kill()
+	<-s.Proc.Done()
+}
+
+// Restart runs the server again on the same port and store directory.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Proc = testproc.Start(t, testproc.LookPath(t, "nats-server"), s.args)
+	testproc.WaitTCP(t, s.Proc, s.Addr, 20*time.Second)
 }
 
 // Connect returns a client connection closed when the test ends.
