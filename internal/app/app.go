@@ -49,6 +49,8 @@ type App struct {
 	memory *s3backend.MemoryBudget
 	// closers release what the process holds (not the generations).
 	closers []func() error
+	// notifier records upload events (events.go); nil without sinks.
+	notifier s3api.Notifier
 
 	inflight sync.WaitGroup
 	// admission bounds connections and uploads in flight (admission.go).
@@ -98,6 +100,11 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 	}
 	// Admission limits are the process's: read at start, kept on reload.
 	a.admission = newAdmission(cfg, log, a.metrics, trusted)
+	// The events outbox is the process's too: one process holds it.
+	if err := a.buildEvents(); err != nil {
+		_ = a.Close()
+		return nil, fmt.Errorf("events: %w", err)
+	}
 	g, err := a.newGeneration(ctx, cfg)
 	if err != nil {
 		_ = a.Close()

@@ -97,6 +97,7 @@ func (g *generation) build(ctx context.Context) error {
 		BodyIdleTimeout: time.Duration(cfg.Server.BodyIdleTimeoutSeconds) * time.Second,
 		Bindings:        g.bindings,
 		Admission:       g.admission.uploads,
+		Notifier:        g.notifier,
 	}), g.tracing.MiddlewareOptions())
 	return nil
 }

@@ -113,6 +113,7 @@ func (c *Config) ApplyDefaults() {
 	for i := range c.Buckets {
 		c.Buckets[i].applyDefaults(d, fmt.Sprintf("buckets[%d]", i))
 	}
+	c.applyEventDefaults(d)
 }
 
 func (b *Bucket) applyDefaults(d defaulter, p string) {

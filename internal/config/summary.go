@@ -35,6 +35,12 @@ func (c *Config) Summary() string {
 		}
 		w("      limits: max object %s; PUTs over %s split into %s parts, %d at a time; content types: %s",
 			u.MaxObjectSize, u.MultipartThreshold, u.PartSize, u.ConcurrentParts, types)
+		if len(bk.Events) > 0 {
+			w("      events: %s", bk.eventsSummary())
+		}
+	}
+	if s := c.eventsSummary(); s != "" {
+		w("%s", s)
 	}
 	if c.Metrics.On() {
 		w("metrics: http://%s/metrics", c.Metrics.Address)

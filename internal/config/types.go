@@ -8,6 +8,8 @@ type Config struct {
 	Metrics Metrics  `yaml:"metrics"`
 	Tracing Tracing  `yaml:"tracing"`
 	Logging Logging  `yaml:"logging"`
+	// Events configures the outbox of upload events (see events.go).
+	Events Events `yaml:"events"`
 
 	// Source names where the configuration came from: a file path, or
 	// SourceBuiltin. Not part of the YAML.
@@ -102,6 +104,8 @@ type Bucket struct {
 	// CORS lets browser pages on other origins upload; omitted means
 	// cross-origin requests are refused (preflights get 403).
 	CORS *CORS `yaml:"cors"`
+	// Events are the sinks told about every object stored (see events.go).
+	Events []EventSink `yaml:"events"`
 }
 
 // CORS is the cross-origin policy of a bucket, as S3's bucket CORS rules.

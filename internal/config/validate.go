@@ -79,6 +79,7 @@ func (c *Config) check() *checker {
 	k.metrics()
 	k.tracing()
 	k.logging()
+	k.events()
 	return k
 }
 
@@ -153,6 +154,7 @@ func (k *checker) buckets() {
 		k.authz(b, p)
 		k.upload(b, p)
 		k.cors(b.CORS, p+".cors")
+		k.bucketEvents(b, p)
 	}
 	k.storageOverlaps()
 }

@@ -86,6 +86,8 @@ type Options struct {
 	// Bindings, when set, is that table shared with other handlers (a
 	// configuration reload); MaxBindings is then ignored.
 	Bindings *Bindings
+	// Notifier records an event for every object stored; nil: none.
+	Notifier Notifier
 }
 
 // Handler serves the S3 API and the health endpoints.
@@ -100,6 +102,7 @@ type Handler struct {
 	bodyIdle time.Duration
 	// admission bounds uploads in flight (admission.go); may be nil.
 	admission *Admission
+	notifier Notifier
 }
 
 // NewHandler builds the handler.
@@ -121,6 +124,7 @@ func NewHandler(o Options) *Handler {
 		bodyIdle: o.BodyIdleTimeout,
 
 		admission: o.Admission,
+		notifier: o.Notifier,
 	}
 }
 
@@ -320,6 +324,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error 
 	if err := h.authorize(ctx, r, s, b, req); err != nil {
 		return err
 	}
+	if err := h.admitEvent(w, s); err != nil {
+		return err
+	}
 	if err := claimWrite(ctx, p, req.Op); err != nil {
 		return err
 	}
@@ -434,6 +441,9 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, s *Scope) er
 		Key: s.Key, Body: bd, Size: r.ContentLength, Metadata: meta, Integrity: integ,
 	})
 	if err := h.afterBody(r, s, bd, start, err); err != nil {
+		return err
+	}
+	if err := h.notify(r, s, EventPut, s.Bytes, out.ETag, out.VersionID, responseChecksum(r, out.Checksum)); err != nil {
 		return err
 	}
 	w.Header().Set("ETag", out.ETag)
@@ -559,6 +569,9 @@ func (h *Handler) completeMultipartUpload(w http.ResponseWriter, r *http.Request
 	}
 	h.bindings.remove(s.Bucket.Name, s.Request.UploadID)
 	h.countMultipart(s, "completed")
+	if err := h.notify(r, s, EventComplete, out.Size, out.ETag, out.VersionID, out.Checksum); err != nil {
+		return err
+	}
 	res := completeMultipartUploadResult{
 		Xmlns: s3Namespace, Location: s.Bucket.Prefix + "/" + s.Key,
 		Bucket: s.Bucket.clientName(), Key: s.Key, ETag: out.ETag,
