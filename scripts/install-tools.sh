@@ -61,6 +61,7 @@ go_tool versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0
 go_tool opa github.com/open-policy-agent/opa@v1.22.3
 go_tool openfga github.com/openfga/openfga/cmd/openfga@v1.22.1
 go_tool staticcheck honnef.co/go/tools/cmd/staticcheck@v0.7.0
+go_tool nats-server github.com/nats-io/nats-server/v2@v2.15.3
 if [ -f "$root/tools/jaeger/go.mod" ]; then
 	go_tool_module jaeger jaeger github.com/jaegertracing/jaeger/cmd/jaeger
 fi

@@ -26,7 +26,10 @@ var (
 const usage = `Mizuchi Uploadr: an upload-only, S3-compatible proxy.
 
 Usage:
-  mizuchi [serve] [--config FILE]   run the proxy
+  mizuchi [serve] [--config FILE] [--pid-file FILE]
+                                    run the proxy; SIGHUP reloads the config
+  mizuchi reload --pid-file FILE    make the running proxy reload its config
+                                    (or --pid PID; same as kill -HUP)
   mizuchi validate --config FILE    check a configuration and print a summary
   mizuchi version                   print version, commit and Go version
   mizuchi healthcheck [--url URL]   exit 0 when the health endpoint answers 200
@@ -52,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args, stderr)
 	case "validate":
 		return validate(args, stdout, stderr)
+	case "reload":
+		return runReload(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "mizuchi %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
@@ -73,9 +78,15 @@ func serve(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
+	pidFile := fs.String("pid-file", "", "write the process id to this file (for mizuchi reload)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	// From here on SIGHUP reloads instead of ending the process; one
+	// arriving while starting is served once the server runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := config.Resolve(*path, os.LookupEnv)
 	if err != nil {
 		fmt.Fprintf(stderr, "mizuchi: %v\n", err)
@@ -84,12 +95,20 @@ func serve(args []string, stderr io.Writer) int {
 	log := app.NewLogger(stderr, cfg.Logging)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a, err := app.New(ctx, cfg, app.Options{Logger: log, Version: version, Commit: commit})
+	a, err := app.New(ctx, cfg, app.Options{Logger: log, Version: version, Commit: commit, LookupEnv: os.LookupEnv})
 	if err != nil {
 		log.Error("cannot start", "error", err)
 		return 1
 	}
 	defer a.Close()
+	if *pidFile != "" {
+		if err := writePIDFile(*pidFile); err != nil {
+			log.Error("cannot start", "error", err)
+			return 1
+		}
+		defer os.Remove(*pidFile)
+	}
+	go a.ReloadOn(ctx, hup)
 	if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("server failed", "error", err)
 		return 1

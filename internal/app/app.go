@@ -2,16 +2,15 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,28 +30,43 @@ type Options struct {
 	Logger  *slog.Logger
 	Version string
 	Commit  string
+	// LookupEnv resolves ${VAR} when the configuration is reloaded
+	// (os.LookupEnv when nil).
+	LookupEnv func(string) (string, bool)
 }
 
-// App is a configured, not yet running, Mizuchi.
+// App is a configured, not yet running, Mizuchi. What a configuration
+// reload replaces lives in its generation (generation.go); the App holds
+// what the process keeps.
 type App struct {
+	// cfg is the configuration the process started with: the listeners,
+	// telemetry and logging keep it until restart.
 	cfg      *config.Config
 	log      *slog.Logger
 	registry *prometheus.Registry
 	metrics  *telemetry.Metrics
 	tracing  *telemetry.Tracing
 	// memory is the process-wide budget for buffering parts in memory.
-	memory  *s3backend.MemoryBudget
-	handler http.Handler
-	buckets []*s3api.Bucket
+	memory *s3backend.MemoryBudget
+	// closers release what the process holds (not the generations).
 	closers []func() error
-	// cleanups run at start and then hourly while serving.
-	cleanups []func(context.Context)
+	// notifier records upload events (events.go); nil without sinks.
+	notifier s3api.Notifier
 	// shared is the state store; uploadIDs seals multipart upload ids
-	// (state.go).
+	// when no key is configured (state.go). Both are the process's.
 	shared    state.Store
 	uploadIDs *s3api.UploadIDs
 
 	inflight sync.WaitGroup
+	// admission bounds connections and uploads in flight (admission.go).
+	admission *admission
+
+	// gen serves new requests; Reload replaces it (generation.go).
+	gen       atomic.Pointer[generation]
+	reloads   *telemetry.ReloadMetrics
+	reloadMu  sync.Mutex
+	lookupEnv func(string) (string, bool)
+	replays   replaySets
 }
 
 // New builds everything the configuration describes. Nothing listens yet.
@@ -67,6 +81,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		log:      log,
 		registry: reg,
 		metrics:  telemetry.NewMetrics(reg, telemetry.BuildInfo{Version: o.Version, Commit: o.Commit}),
+		reloads:  telemetry.NewReloadMetrics(reg),
+
+		lookupEnv: o.LookupEnv,
 	}
 	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, telemetry.TracingOptions{Metrics: a.metrics, Logger: log, Version: o.Version})
 	if err != nil {
@@ -78,42 +95,30 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		defer cancel()
 		return tracing.Shutdown(sctx)
 	})
-	var memory config.Size
-	for _, b := range cfg.Buckets {
-		memory = max(memory, b.Upload.MaxMemoryBuffer)
+	a.memory = s3backend.NewMemoryBudget(memoryBudget(cfg))
+	trusted, err := trustedProxies(cfg)
+	if err != nil {
+		_ = a.Close()
+		return nil, err
 	}
-	a.memory = s3backend.NewMemoryBudget(int64(memory))
+	// Admission limits are the process's: read at start, kept on reload.
+	a.admission = newAdmission(cfg, log, a.metrics, trusted)
+	// The events outbox is the process's too: one process holds it.
+	if err := a.buildEvents(); err != nil {
+		_ = a.Close()
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	// So is the state store, and the generated upload id key.
 	if err := a.buildState(); err != nil {
 		_ = a.Close()
 		return nil, err
 	}
-	for i := range cfg.Buckets {
-		b, err := a.buildBucket(ctx, &cfg.Buckets[i])
-		if err != nil {
-			_ = a.Close()
-			return nil, fmt.Errorf("bucket %q: %w", cfg.Buckets[i].Name, err)
-		}
-		a.buckets = append(a.buckets, b)
+	g, err := a.newGeneration(ctx, cfg)
+	if err != nil {
+		_ = a.Close()
+		return nil, err
 	}
-	var trusted []netip.Prefix
-	for _, c := range cfg.Server.TrustedProxies {
-		p, err := netip.ParsePrefix(c)
-		if err != nil {
-			_ = a.Close()
-			return nil, fmt.Errorf("server.trusted_proxies: %w", err)
-		}
-		trusted = append(trusted, p)
-	}
-	a.handler = telemetry.Middleware(s3api.NewHandler(s3api.Options{
-		Buckets:         a.buckets,
-		Logger:          log,
-		Metrics:         a.metrics,
-		TrustedProxies:  trusted,
-		Ready:           a.ready,
-		Hooks:           a.hooks(),
-		BodyIdleTimeout: time.Duration(cfg.Server.BodyIdleTimeoutSeconds) * time.Second,
-		UploadIDs:       a.uploadIDs,
-	}), tracing.MiddlewareOptions())
+	a.gen.Store(g)
 	a.warn()
 	return a, nil
 }
@@ -127,7 +132,7 @@ func (a *App) warn() {
 }
 
 // ready reports each backend's reachability for /readyz.
-func (a *App) ready(ctx context.Context) (bool, map[string]string) {
+func (a *generation) ready(ctx context.Context) (bool, map[string]string) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	details := make(map[string]string, len(a.buckets))
@@ -189,10 +194,15 @@ func (a *App) hooks() s3api.Hooks {
 }
 
 // Handler returns the S3 handler (for tests).
-func (a *App) Handler() http.Handler { return a.handler }
+func (a *App) Handler() http.Handler { return http.HandlerFunc(a.serveCurrent) }
 
 // Close releases the resources of backends and engines.
 func (a *App) Close() error {
+	a.reloadMu.Lock() // a reload in progress finishes first
+	defer a.reloadMu.Unlock()
+	if g := a.gen.Load(); g != nil {
+		g.retire()
+	}
 	var errs []error
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		errs = append(errs, a.closers[i]())
@@ -210,6 +220,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", srvCfg.Address, err)
 	}
+	ln = a.admission.conns.listener(ln, srvCfg.TLS.Enabled())
 	var metricsLn net.Listener
 	if a.cfg.Metrics.On() {
 		metricsLn, err = net.Listen("tcp", a.cfg.Metrics.Address)
@@ -225,7 +236,8 @@ func (a *App) Run(ctx context.Context) error {
 	baseCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRequests()
 	srv := &http.Server{
-		Handler:           a.track(a.handler),
+		Handler:           a.track(a.admission.conns.guard(http.HandlerFunc(a.serveCurrent))),
+		ConnContext:       a.admission.conns.connContext,
 		ReadHeaderTimeout: time.Duration(srvCfg.ReadHeaderTimeoutSeconds) * time.Second,
 		IdleTimeout:       time.Duration(srvCfg.IdleTimeoutSeconds) * time.Second,
 		MaxHeaderBytes:    srvCfg.MaxHeaderBytes,
@@ -236,13 +248,13 @@ func (a *App) Run(ctx context.Context) error {
 	scheme := "http"
 	if srvCfg.TLS.Enabled() {
 		scheme = "https"
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		go func() { errc <- srv.ServeTLS(ln, srvCfg.TLS.CertFile, srvCfg.TLS.KeyFile) }()
+		srv.TLSConfig = a.serverTLS()
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	} else {
 		go func() { errc <- srv.Serve(ln) }()
 	}
 	a.log.Info("serving S3 uploads", slog.String("address", scheme+"://"+ln.Addr().String()),
-		slog.Int("buckets", len(a.buckets)), slog.String("config", a.cfg.Source))
+		slog.Int("buckets", len(a.cfg.Buckets)), slog.String("config", a.cfg.Source))
 
 	var msrv *http.Server
 	if metricsLn != nil {
@@ -253,9 +265,8 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Info("serving metrics", slog.String("address", "http://"+metricsLn.Addr().String()+"/metrics"))
 	}
 
-	if len(a.cleanups) > 0 {
-		go a.runCleanups(ctx)
-	}
+	go a.runCleanups(ctx)
+	go a.watchFiles(ctx)
 
 	select {
 	case err := <-errc:
@@ -296,9 +307,11 @@ func (a *App) runCleanups(ctx context.Context) {
 	t := time.NewTicker(cleanupInterval)
 	defer t.Stop()
 	for {
-		for _, c := range a.cleanups {
+		g := a.acquire()
+		for _, c := range g.cleanups {
 			c(ctx)
 		}
+		g.release()
 		select {
 		case <-ctx.Done():
 			return

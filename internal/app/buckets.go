@@ -12,6 +12,7 @@ import (
 	"github.com/mizuchi-uploadr/mizuchi/internal/auth"
 	"github.com/mizuchi-uploadr/mizuchi/internal/auth/jwt"
 	"github.com/mizuchi-uploadr/mizuchi/internal/auth/sigv4"
+	"github.com/mizuchi-uploadr/mizuchi/internal/auth/tlsclient"
 	"github.com/mizuchi-uploadr/mizuchi/internal/authz"
 	"github.com/mizuchi-uploadr/mizuchi/internal/authz/opa"
 	"github.com/mizuchi-uploadr/mizuchi/internal/authz/openfga"
@@ -24,8 +25,9 @@ import (
 )
 
 // buildBucket builds one bucket's backend, authentication and
-// authorization.
-func (a *App) buildBucket(ctx context.Context, c *config.Bucket) (*s3api.Bucket, error) {
+// authorization, as part of a generation: what needs closing goes to
+// a.closers, periodic work to a.cleanups (both the generation's).
+func (a *generation) buildBucket(ctx context.Context, c *config.Bucket) (*s3api.Bucket, error) {
 	be, err := a.buildBackend(ctx, c)
 	if err != nil {
 		return nil, err
@@ -57,7 +59,7 @@ func (a *App) buildBucket(ctx context.Context, c *config.Bucket) (*s3api.Bucket,
 	return b, nil
 }
 
-func (a *App) buildBackend(ctx context.Context, c *config.Bucket) (backend.Backend, error) {
+func (a *generation) buildBackend(ctx context.Context, c *config.Bucket) (backend.Backend, error) {
 	switch {
 	case c.Filesystem != nil:
 		store, err := fs.New(fs.Options{Root: c.Filesystem.Root, MinPartSize: int64(c.Upload.MinPartSize), Logger: a.log})
@@ -98,14 +100,16 @@ func (a *App) wrapTransport(rt http.RoundTripper) http.RoundTripper {
 	return telemetry.WrapTransport(rt, a.tracing.Provider(), a.tracing.Propagator())
 }
 
-// httpClient is a pooled client for an engine or key server, traced.
-func (a *App) httpClient() *http.Client {
+// httpClient is a pooled client for an engine or key server, traced. Its
+// idle connections are closed with the generation.
+func (a *generation) httpClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
+	a.closers = append(a.closers, func() error { tr.CloseIdleConnections(); return nil })
 	return &http.Client{Transport: a.wrapTransport(tr)}
 }
 
-func (a *App) buildAuth(ctx context.Context, c *config.Bucket) (auth.Authenticator, error) {
+func (a *generation) buildAuth(ctx context.Context, c *config.Bucket) (auth.Authenticator, error) {
 	opts := auth.ChainOptions{
 		Bucket:  c.Name,
 		Metrics: a.metrics,
@@ -117,7 +121,7 @@ func (a *App) buildAuth(ctx context.Context, c *config.Bucket) (auth.Authenticat
 		return auth.NewChain(opts), nil
 	}
 	if c.Auth.SigV4 != nil {
-		v4, err := sigv4.New(*c.Auth.SigV4, sigv4.Options{Logger: a.log, ReplayStore: a.ReplayStore()})
+		v4, err := sigv4.New(*c.Auth.SigV4, sigv4.Options{Logger: a.log, ReplayStore: a.replaySet(c.Name, *c.Auth.SigV4)})
 		if err != nil {
 			return nil, fmt.Errorf("sigv4: %w", err)
 		}
@@ -132,10 +136,19 @@ func (a *App) buildAuth(ctx context.Context, c *config.Bucket) (auth.Authenticat
 		opts.Methods = append(opts.Methods, j)
 		opts.JWT = true
 	}
+	if c.Auth.TLSClient != nil {
+		// Last: a request's own signature or token decides before the
+		// certificate of its connection.
+		m, err := tlsclient.New(*c.Auth.TLSClient)
+		if err != nil {
+			return nil, err
+		}
+		opts.Methods = append(opts.Methods, m)
+	}
 	return auth.NewChain(opts), nil
 }
 
-func (a *App) buildAuthz(ctx context.Context, c *config.Bucket) (authz.Authorizer, error) {
+func (a *generation) buildAuthz(ctx context.Context, c *config.Bucket) (authz.Authorizer, error) {
 	var (
 		inner      authz.Authorizer
 		engine     string

@@ -5,22 +5,23 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/mizuchi-uploadr/mizuchi/internal/config"
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api"
 	"github.com/mizuchi-uploadr/mizuchi/internal/state"
 )
 
-// buildState makes what replicas share: the state store and the sealer of
-// multipart upload ids. It runs before the buckets, whose authenticators
-// use the store.
+// buildState makes what replicas share and the process keeps across
+// reloads: the state store, and the key generated for upload ids when none
+// is configured.
 func (a *App) buildState() error {
-	ids, err := s3api.NewUploadIDs(a.cfg.Server.UploadIDKeys)
+	ids, err := s3api.NewUploadIDs(nil)
 	if err != nil {
-		return fmt.Errorf("server.upload_id_keys: %w", err)
-	}
-	if ids.Ephemeral {
-		a.log.Warn("server.upload_id_keys is not set: multipart upload ids are sealed with a key generated at start, so open multipart uploads do not survive a restart and do not work on another replica")
+		return err
 	}
 	a.uploadIDs = ids
+	if len(a.cfg.Server.UploadIDKeys) == 0 {
+		a.log.Warn("server.upload_id_keys is not set: multipart upload ids are sealed with a key generated at start, so open multipart uploads do not survive a restart and do not work on another replica")
+	}
 	st, err := state.New(a.cfg.State, state.Options{
 		Metrics: a.metrics,
 		Tracer:  a.tracing.Provider().Tracer("github.com/mizuchi-uploadr/mizuchi/internal/state"),
@@ -34,6 +35,20 @@ func (a *App) buildState() error {
 		a.log.Info("shared state", slog.String("backend", st.Name()))
 	}
 	return nil
+}
+
+// uploadIDsFor is the upload id sealer of a configuration: its keys (a
+// reload may rotate them), or the process's generated key, so ids survive
+// reloads either way.
+func (a *App) uploadIDsFor(cfg *config.Config) (*s3api.UploadIDs, error) {
+	if len(cfg.Server.UploadIDKeys) == 0 {
+		return a.uploadIDs, nil
+	}
+	ids, err := s3api.NewUploadIDs(cfg.Server.UploadIDKeys)
+	if err != nil {
+		return nil, fmt.Errorf("server.upload_id_keys: %w", err)
+	}
+	return ids, nil
 }
 
 // ReplayStore is the store the SigV4 authenticators claim signatures in

@@ -33,10 +33,10 @@ func TestStateWiring(t *testing.T) {
 	if a.ReplayStore() != nil {
 		t.Fatal("the memory backend is handed to the authenticators")
 	}
-	if !a.uploadIDs.Ephemeral {
-		t.Fatal("without keys the upload id key is not the generated one")
+	if ids, _ := a.uploadIDsFor(a.cfg); ids != a.uploadIDs || !ids.Ephemeral {
+		t.Fatal("without keys the upload id key is not the process's generated one")
 	}
-	if ok, details := a.ready(context.Background()); !ok || details["state"] != "ok (memory)" {
+	if ok, details := a.gen.Load().ready(context.Background()); !ok || details["state"] != "ok (memory)" {
 		t.Fatalf("ready %v %v", ok, details)
 	}
 
@@ -57,10 +57,10 @@ state:
 	if b.ReplayStore() == nil || b.ReplayStore().Name() != "redis" {
 		t.Fatal("the shared store is not handed to the authenticators")
 	}
-	if b.uploadIDs.Ephemeral {
+	if ids, _ := b.uploadIDsFor(b.cfg); ids.Ephemeral {
 		t.Fatal("configured upload id keys are not used")
 	}
-	ok, details := b.ready(context.Background())
+	ok, details := b.gen.Load().ready(context.Background())
 	if ok || !strings.Contains(details["state"], "redis") || strings.Contains(details["state"], "hunter2") {
 		t.Fatalf("ready with the store down: %v %v", ok, details)
 	}

@@ -45,6 +45,12 @@ type Principal struct {
 	// The handler calls it once, after authorization and before the body
 	// is read; requests that write nothing ignore it.
 	Claim func(ctx context.Context) error
+
+	// Ambient is set when the credential came from a cookie: a browser
+	// attaches it to every request to the proxy's site, whichever page
+	// made the request, so the request's origin must be checked (see
+	// s3api's checkAmbientOrigin).
+	Ambient bool
 }
 
 // ErrNoCredentials means the request carries no credentials of the

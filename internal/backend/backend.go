@@ -157,6 +157,9 @@ type CompleteMultipartUploadOutput struct {
 	ETag      string
 	Checksum  Checksum
 	VersionID string
+	// Size is the object's length in bytes, or -1 when the store did
+	// not tell (upload events report it).
+	Size int64
 }
 
 // AbortMultipartUploadInput names the upload to discard.

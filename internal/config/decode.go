@@ -327,8 +327,8 @@ func kindName(n *yaml.Node) string {
 }
 
 // sensitiveKeys are keys whose values never appear in messages.
-var sensitiveKeys = map[string]bool{"secret": true, "secret_key": true, "session_token": true, "access_key": true, "api_token": true,
-	"password": true, "subject_hash_key": true}
+var sensitiveKeys = map[string]bool{"secret": true, "secret_key": true, "session_token": true, "access_key": true, "api_token": true, "password": true, "token": true,
+	"subject_hash_key": true}
 
 // shown renders a scalar for an error message, unless it is secret or came
 // from the environment (which may hold secrets).

@@ -56,6 +56,10 @@ const (
 	DefaultFGARelation   = "writer"
 	DefaultFGAObject     = "bucket:{bucket}"
 	DefaultTokenSource   = "bearer"
+
+	// DefaultClientAuth applies when server.tls.client_ca is set.
+	DefaultClientAuth       = "require"
+	DefaultTLSClientSubject = "cn"
 )
 
 // ApplyDefaults fills every key that was not written with its default. A
@@ -78,6 +82,9 @@ func (c *Config) ApplyDefaults() {
 		s.ZeroCopy.Enabled = &on
 	}
 	d.size(&s.ZeroCopy.PipeBufferSize, "server.zero_copy.pipe_buffer_size", DefaultPipeBufferSize)
+	if s.TLS.ClientCA != "" {
+		d.str(&s.TLS.ClientAuth, DefaultClientAuth)
+	}
 
 	if c.Metrics.Enabled == nil {
 		on := true
@@ -107,6 +114,7 @@ func (c *Config) ApplyDefaults() {
 		c.Buckets[i].applyDefaults(d, fmt.Sprintf("buckets[%d]", i))
 	}
 	c.applyStateDefaults(d)
+	c.applyEventDefaults(d)
 }
 
 func (b *Bucket) applyDefaults(d defaulter, p string) {
@@ -147,6 +155,9 @@ func (b *Bucket) applyDefaults(d defaulter, p string) {
 			if j.TokenSources == nil && !d.c.isSet(jp+".token_sources") {
 				j.TokenSources = []TokenSource{{Type: DefaultTokenSource}}
 			}
+		}
+		if t := a.TLSClient; t != nil {
+			d.str(&t.SubjectFrom, DefaultTLSClientSubject)
 		}
 		if s := a.SigV4; s != nil {
 			d.str(&s.Region, DefaultSigV4Region)

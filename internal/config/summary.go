@@ -16,6 +16,9 @@ func (c *Config) Summary() string {
 	w("configuration: %s", c.Source)
 	if c.Server.TLS.Enabled() {
 		w("listen: https://%s (certificate %s)", c.Server.Address, c.Server.TLS.CertFile)
+		if t := c.Server.TLS; t.ClientCA != "" {
+			w("client certificates: %s, signed by %s", t.ClientAuth, t.ClientCA)
+		}
 	} else {
 		w("listen: http://%s (no TLS)", c.Server.Address)
 	}
@@ -32,6 +35,12 @@ func (c *Config) Summary() string {
 		}
 		w("      limits: max object %s; PUTs over %s split into %s parts, %d at a time; content types: %s",
 			u.MaxObjectSize, u.MultipartThreshold, u.PartSize, u.ConcurrentParts, types)
+		if len(bk.Events) > 0 {
+			w("      events: %s", bk.eventsSummary())
+		}
+	}
+	if s := c.eventsSummary(); s != "" {
+		w("%s", s)
 	}
 	if c.Metrics.On() {
 		w("metrics: http://%s/metrics", c.Metrics.Address)
@@ -100,6 +109,9 @@ func (b Bucket) authSummary() string {
 	}
 	if s := a.SigV4; s != nil {
 		methods = append(methods, fmt.Sprintf("sigv4 %s with %d key(s)", s.Region, len(s.Credentials)))
+	}
+	if t := a.TLSClient; t != nil {
+		methods = append(methods, "tls_client, subject from "+t.SubjectFrom)
 	}
 	return strings.Join(methods, "; ")
 }

@@ -10,6 +10,8 @@ type Config struct {
 	Logging Logging  `yaml:"logging"`
 	// State is what replicas share (state.go).
 	State State `yaml:"state"`
+	// Events configures the outbox of upload events (see events.go).
+	Events Events `yaml:"events"`
 
 	// Source names where the configuration came from: a file path, or
 	// SourceBuiltin. Not part of the YAML.
@@ -50,12 +52,30 @@ type Server struct {
 	// first seals, every one opens (rotation). Empty: a random key per
 	// process. Never printed.
 	UploadIDKeys []string `yaml:"upload_id_keys"`
+	// MaxConnections caps open client connections; one client address
+	// gets at most a quarter. 0 derives it from the descriptor limit (see
+	// docs/DEPLOYMENT.md).
+	MaxConnections int `yaml:"max_connections"`
+	// MaxInflightUploads caps requests whose body is being uploaded
+	// (PutObject, UploadPart, CompleteMultipartUpload); one client address
+	// gets at most a quarter. 0 derives it from the descriptor limit.
+	MaxInflightUploads int `yaml:"max_inflight_uploads"`
+	// WatchConfig reloads the configuration when its file, or a file it
+	// names (keys, policies, certificates, CAs), changes; SIGHUP always
+	// reloads.
+	WatchConfig bool `yaml:"watch_config"`
 }
 
 // TLS names a certificate and key in PEM files.
 type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// ClientCA is a PEM bundle; when set, clients present certificates
+	// signed by it (see ClientAuth).
+	ClientCA string `yaml:"client_ca"`
+	// ClientAuth is require (no handshake without a valid certificate) or
+	// verify_if_given (a certificate, if presented, must be valid).
+	ClientAuth string `yaml:"client_auth"`
 }
 
 // Enabled reports whether TLS is configured.
@@ -90,6 +110,8 @@ type Bucket struct {
 	// CORS lets browser pages on other origins upload; omitted means
 	// cross-origin requests are refused (preflights get 403).
 	CORS *CORS `yaml:"cors"`
+	// Events are the sinks told about every object stored (see events.go).
+	Events []EventSink `yaml:"events"`
 }
 
 // CORS is the cross-origin policy of a bucket, as S3's bucket CORS rules.
@@ -147,6 +169,16 @@ type Auth struct {
 	Enabled bool   `yaml:"enabled"`
 	JWT     *JWT   `yaml:"jwt"`
 	SigV4   *SigV4 `yaml:"sigv4"`
+	// TLSClient authenticates by the client certificate verified against
+	// server.tls.client_ca, tried after sigv4 and jwt.
+	TLSClient *TLSClient `yaml:"tls_client"`
+}
+
+// TLSClient maps a verified client certificate to a subject.
+type TLSClient struct {
+	// SubjectFrom is cn (subject common name), dns_san or uri_san (the
+	// first SAN of that kind).
+	SubjectFrom string `yaml:"subject_from"`
 }
 
 // JWT configures bearer-token authentication.

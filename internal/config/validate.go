@@ -80,6 +80,7 @@ func (c *Config) check() *checker {
 	k.tracing()
 	k.logging()
 	k.state()
+	k.events()
 	return k
 }
 
@@ -93,6 +94,7 @@ func (k *checker) server() {
 			k.errf("server.tls.key_file", "required when server.tls.cert_file is set")
 		}
 	}
+	k.clientCertificates()
 	k.atLeast("server.read_header_timeout_seconds", s.ReadHeaderTimeoutSeconds, 1)
 	k.atLeast("server.body_idle_timeout_seconds", s.BodyIdleTimeoutSeconds, 0)
 	k.atLeast("server.idle_timeout_seconds", s.IdleTimeoutSeconds, 1)
@@ -105,6 +107,8 @@ func (k *checker) server() {
 			k.errf(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is not a CIDR (e.g. 10.0.0.0/8) or an IP address", p)
 		}
 	}
+	k.atLeast("server.max_connections", s.MaxConnections, 0)
+	k.atLeast("server.max_inflight_uploads", s.MaxInflightUploads, 0)
 	if z := s.ZeroCopy.PipeBufferSize; z < 4096 || z > 1<<30 {
 		k.errf("server.zero_copy.pipe_buffer_size", "must be between 4KiB and 1GiB, got %s", z)
 	}
@@ -151,6 +155,7 @@ func (k *checker) buckets() {
 		k.authz(b, p)
 		k.upload(b, p)
 		k.cors(b.CORS, p+".cors")
+		k.bucketEvents(b, p)
 	}
 	k.storageOverlaps()
 }
@@ -282,8 +287,8 @@ func (k *checker) auth(b *Bucket, p string) {
 		return
 	}
 	ap := p + ".auth"
-	if a.Enabled && a.JWT == nil && a.SigV4 == nil {
-		k.errf(ap, "enabled without a method: configure jwt and/or sigv4")
+	if a.Enabled && a.JWT == nil && a.SigV4 == nil && a.TLSClient == nil {
+		k.errf(ap, "enabled without a method: configure jwt, sigv4 and/or tls_client")
 	}
 	if a.Enabled && !k.c.Server.TLS.Enabled() && !isLoopback(k.c.Server.Address) {
 		k.warnf(ap, "credentials travel over plain HTTP on %s: configure server.tls or terminate TLS in front", k.c.Server.Address)
@@ -293,6 +298,9 @@ func (k *checker) auth(b *Bucket, p string) {
 	}
 	if s := a.SigV4; s != nil {
 		k.sigv4(s, ap+".sigv4")
+	}
+	if t := a.TLSClient; t != nil {
+		k.tlsClient(t, ap+".tls_client")
 	}
 }
 

@@ -81,6 +81,10 @@ type Options struct {
 	// UploadIDs seals the multipart upload ids clients see (uploadid.go);
 	// nil: a random key, valid in this process only.
 	UploadIDs *UploadIDs
+	// Admission bounds the uploads in flight; nil means no limit.
+	Admission *Admission
+	// Notifier records an event for every object stored; nil: none.
+	Notifier Notifier
 }
 
 // Handler serves the S3 API and the health endpoints.
@@ -93,6 +97,9 @@ type Handler struct {
 	hooks    Hooks
 	ids      *UploadIDs
 	bodyIdle time.Duration
+	// admission bounds uploads in flight (admission.go); may be nil.
+	admission *Admission
+	notifier  Notifier
 }
 
 // NewHandler builds the handler.
@@ -112,6 +119,9 @@ func NewHandler(o Options) *Handler {
 		hooks:    o.Hooks,
 		ids:      o.UploadIDs,
 		bodyIdle: o.BodyIdleTimeout,
+
+		admission: o.Admission,
+		notifier:  o.Notifier,
 	}
 }
 
@@ -149,7 +159,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.serveHealth(sw, r) {
 		return
 	}
-	err := h.serve(sw, r, s)
+	err := descriptorsExhausted(h.serve(sw, r, s))
 	if err != nil {
 		e := s3err.Write(sw, r, err, auth.RequestPath(r), s.RequestID)
 		s.Code = e.Code
@@ -265,6 +275,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error 
 	if h.hooks.Routed != nil {
 		h.hooks.Routed(ctx, b.Name, string(req.Op), s.Key)
 	}
+	release, err := h.admit(s, req.Op)
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	p, err := b.Auth.Authenticate(ctx, r)
 	if err != nil {
@@ -273,6 +288,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error 
 	s.Principal = p
 	if h.hooks.Authenticated != nil {
 		h.hooks.Authenticated(ctx, p)
+	}
+	if err := b.checkAmbientOrigin(r, p); err != nil {
+		return err
 	}
 
 	switch req.Op {
@@ -301,6 +319,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error 
 		return err
 	}
 	if err := h.authorize(ctx, r, s, b, req); err != nil {
+		return err
+	}
+	if err := h.admitEvent(w, s); err != nil {
 		return err
 	}
 	if err := claimWrite(ctx, p, req.Op); err != nil {
@@ -412,6 +433,9 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, s *Scope) er
 		Key: s.Key, Body: bd, Size: r.ContentLength, Metadata: meta, Integrity: integ,
 	})
 	if err := h.afterBody(r, s, bd, start, err); err != nil {
+		return err
+	}
+	if err := h.notify(r, s, EventPut, s.Bytes, out.ETag, out.VersionID, responseChecksum(r, out.Checksum)); err != nil {
 		return err
 	}
 	w.Header().Set("ETag", out.ETag)
@@ -536,6 +560,9 @@ func (h *Handler) completeMultipartUpload(w http.ResponseWriter, r *http.Request
 		return err
 	}
 	h.countMultipart(s, "completed")
+	if err := h.notify(r, s, EventComplete, out.Size, out.ETag, out.VersionID, out.Checksum); err != nil {
+		return err
+	}
 	res := completeMultipartUploadResult{
 		Xmlns: s3Namespace, Location: s.Bucket.Prefix + "/" + s.Key,
 		Bucket: s.Bucket.clientName(), Key: s.Key, ETag: out.ETag,

@@ -23,6 +23,7 @@ type Metrics struct {
 	InflightUploads        *prometheus.GaugeVec     // bucket
 	Errors                 *prometheus.CounterVec   // bucket, code
 	StateErrors            *prometheus.CounterVec   // op
+	LimitRefusals          *prometheus.CounterVec   // bucket, limit
 	TracingExportFailures  prometheus.Counter
 	TracingExporterState   *prometheus.GaugeVec // state
 	BuildInfo              *prometheus.GaugeVec // version, commit, goversion
@@ -81,6 +82,9 @@ func NewMetrics(reg prometheus.Registerer, build BuildInfo) *Metrics {
 		StateErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mizuchi_state_errors_total", Help: "Calls to the shared state store that got no answer, by operation.",
 		}, []string{"op"}),
+		LimitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mizuchi_limit_refusals_total", Help: "Requests and connections refused by a limit (503 SlowDown), by limit.",
+		}, []string{"bucket", "limit"}),
 		TracingExportFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mizuchi_tracing_export_failures_total", Help: "Spans dropped because export failed or the queue was full.",
 		}),
@@ -94,7 +98,7 @@ func NewMetrics(reg prometheus.Registerer, build BuildInfo) *Metrics {
 	m.BuildInfo.WithLabelValues(build.Version, build.Commit, runtime.Version()).Set(1)
 	reg.MustRegister(m.Uploads, m.UploadBytes, m.UploadDuration, m.MultipartUploads, m.AuthRequests,
 		m.AuthzDecisions, m.BackendRequests, m.BackendRequestDuration, m.ZeroCopyBytes, m.InflightUploads,
-		m.Errors, m.StateErrors, m.TracingExportFailures, m.TracingExporterState, m.BuildInfo,
+		m.Errors, m.StateErrors, m.LimitRefusals, m.TracingExportFailures, m.TracingExporterState, m.BuildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -105,6 +105,8 @@ buckets:
           - { type: query, name: token }
           - { type: header, name: X-Upload-Token }
           - { type: cookie, name: upload_token }
+    cors:
+      allowed_origins: ["https://app.example"]
 `
 }
 
@@ -155,7 +157,8 @@ func TestJWTSourcesAndKeyRotation(t *testing.T) {
 		{"bearer", "/web/bearer.txt", jwBearer(tok)},
 		{"query", "/web/query.txt?token=" + tok, nil},
 		{"header", "/web/header.txt", http.Header{"X-Upload-Token": {tok}}},
-		{"cookie", "/web/cookie.txt", http.Header{"Cookie": {"theme=dark; upload_token=" + tok}}},
+		// A cookie needs an Origin the bucket lists (cookie_origin_test.go).
+		{"cookie", "/web/cookie.txt", http.Header{"Cookie": {"theme=dark; upload_token=" + tok}, "Origin": {"https://app.example"}}},
 	}
 	for _, s := range sources {
 		body := []byte("from the " + s.name + " source\n")

@@ -151,7 +151,7 @@ func (a *Authenticator) Method() auth.Method { return auth.MethodJWT }
 // Authenticate verifies the first token found in the configured sources.
 // A token read from the query string is removed from the request first.
 func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request) (*auth.Principal, error) {
-	token, ok := a.extract(r)
+	token, fromCookie, ok := a.extract(r)
 	if !ok {
 		return nil, auth.ErrNoCredentials
 	}
@@ -159,7 +159,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request) (*aut
 	if err != nil {
 		return nil, err
 	}
-	return &auth.Principal{Subject: claims["sub"].(string), Method: auth.MethodJWT, Claims: claims}, nil
+	return &auth.Principal{Subject: claims["sub"].(string), Method: auth.MethodJWT, Claims: claims, Ambient: fromCookie}, nil
 }
 
 // verify checks a token and returns its claims, an *s3err.Error for a bad

@@ -48,11 +48,11 @@ func parseSources(cfg []config.TokenSource) ([]source, error) {
 	return out, nil
 }
 
-// extract returns the token of the first source that has one. Every
-// configured query parameter is removed from the request whether or not
-// its token is the one used, so no token travels further than here.
-func (a *Authenticator) extract(r *http.Request) (string, bool) {
-	var token string
+// extract returns the token of the first source that has one, and whether
+// that source is a cookie. Every configured query parameter is removed
+// from the request whether or not its token is the one used, so no token
+// travels further than here.
+func (a *Authenticator) extract(r *http.Request) (token string, fromCookie bool, ok bool) {
 	for _, s := range a.sources {
 		var t string
 		switch s.kind {
@@ -72,10 +72,10 @@ func (a *Authenticator) extract(r *http.Request) (string, bool) {
 			}
 		}
 		if token == "" && t != "" {
-			token = t
+			token, fromCookie = t, s.kind == sourceCookie
 		}
 	}
-	return token, token != ""
+	return token, fromCookie, token != ""
 }
 
 // bearer returns the credentials of an "Authorization: Bearer …" value,

@@ -85,6 +85,11 @@ func TestTokenSourcesInConfiguredOrder(t *testing.T) {
 			if p.Subject != tc.want {
 				t.Fatalf("subject = %q, want %q", p.Subject, tc.want)
 			}
+			// Only a token read from the cookie is ambient (sent by a
+			// browser on its own).
+			if p.Ambient != (tc.want == "c") {
+				t.Fatalf("Ambient = %v for a token from %q", p.Ambient, tc.want)
+			}
 		})
 	}
 }

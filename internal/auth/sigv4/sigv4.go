@@ -140,11 +140,7 @@ func New(cfg config.SigV4, opts Options) (*Authenticator, error) {
 	if cfg.ReplayProtection {
 		a.replay = opts.ReplayStore
 		if a.replay == nil {
-			n := cfg.ReplayMaxEntries
-			if n <= 0 {
-				n = defaultReplayRate * int(max(a.skew/time.Second, 1))
-			}
-			a.replay = NewMemoryReplayStore(MemoryReplayOptions{MaxEntries: n, Slot: max(a.skew/replaySlots, time.Second), Now: a.now})
+			a.replay = newDefaultReplayStore(cfg, a.skew, a.now)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -568,3 +564,22 @@ func removeAWSChunked(h http.Header) {
 func (a *Authenticator) Method() auth.Method { return auth.MethodSigV4 }
 
 var _ auth.Authenticator = (*Authenticator)(nil)
+
+// NewDefaultReplayStore is the in-memory replay store sigv4.New builds for
+// cfg when Options.ReplayStore is nil. A caller keeps one to share it
+// between Authenticators, e.g. across configuration reloads.
+func NewDefaultReplayStore(cfg config.SigV4) *MemoryReplayStore {
+	skew := time.Duration(cfg.MaxClockSkewSeconds) * time.Second
+	if skew <= 0 {
+		skew = defaultClockSkew
+	}
+	return newDefaultReplayStore(cfg, skew, time.Now)
+}
+
+func newDefaultReplayStore(cfg config.SigV4, skew time.Duration, now func() time.Time) *MemoryReplayStore {
+	n := cfg.ReplayMaxEntries
+	if n <= 0 {
+		n = defaultReplayRate * int(max(skew/time.Second, 1))
+	}
+	return NewMemoryReplayStore(MemoryReplayOptions{MaxEntries: n, Slot: max(skew/replaySlots, time.Second), Now: now})
+}

@@ -417,6 +417,7 @@ func (s *Store) assemble(ctx context.Context, staging string, up *uploadRecord, 
 	}
 	out := &backend.CompleteMultipartUploadOutput{
 		ETag: `"` + hex.EncodeToString(etags.Sum(nil)) + "-" + strconv.Itoa(len(parts)) + `"`,
+		Size: size,
 	}
 	switch {
 	case full != nil:

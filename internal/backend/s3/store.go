@@ -320,7 +320,12 @@ func (s *Store) CompleteMultipartUpload(ctx context.Context, in *backend.Complet
 	if err := s.checkMaxSize(ctx, in); err != nil {
 		return nil, err
 	}
-	return s.complete(ctx, in.Key, in.UploadID, in.Parts)
+	out, err := s.complete(ctx, in.Key, in.UploadID, in.Parts)
+	if err != nil {
+		return nil, err
+	}
+	out.Size = s.assembledSize(ctx, in.Key, out.VersionID)
+	return out, nil
 }
 
 func (s *Store) complete(ctx context.Context, key, uploadID string, parts []backend.CompletedPart) (*backend.CompleteMultipartUploadOutput, error) {
@@ -348,7 +353,31 @@ func (s *Store) complete(ctx context.Context, key, uploadID string, parts []back
 		ETag:      aws.ToString(out.ETag),
 		VersionID: aws.ToString(out.VersionId),
 		Checksum:  checksumOf(out.ChecksumCRC32, out.ChecksumCRC32C, out.ChecksumCRC64NVME, out.ChecksumSHA1, out.ChecksumSHA256),
+		Size:      -1,
 	}, nil
+}
+
+// assembledSize asks the store for the length of an object it just
+// assembled (CompleteMultipartUpload does not answer it); -1 when the API
+// cannot tell or the call fails: the upload itself has succeeded.
+func (s *Store) assembledSize(ctx context.Context, key, versionID string) int64 {
+	h, ok := s.api.(interface {
+		HeadObject(ctx context.Context, in *s3.HeadObjectInput, optFns ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	})
+	if !ok {
+		return -1
+	}
+	in := &s3.HeadObjectInput{Bucket: s.bucket, Key: s.key(key)}
+	if versionID != "" {
+		in.VersionId = aws.String(versionID)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := h.HeadObject(ctx, in)
+	if err != nil || out.ContentLength == nil {
+		return -1
+	}
+	return *out.ContentLength
 }
 
 // AbortMultipartUpload maps 1:1 to the store (retried: replayable).
