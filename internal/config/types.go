@@ -84,6 +84,8 @@ type Bucket struct {
 	// CORS lets browser pages on other origins upload; omitted means
 	// cross-origin requests are refused (preflights get 403).
 	CORS *CORS `yaml:"cors"`
+	// Cleanup aborts incomplete multipart uploads; see cleanup.go.
+	Cleanup *Cleanup `yaml:"cleanup"`
 }
 
 // CORS is the cross-origin policy of a bucket, as S3's bucket CORS rules.
@@ -130,8 +132,8 @@ type S3Backend struct {
 type FilesystemBackend struct {
 	// Root is created if missing; objects live at Root/<key>.
 	Root string `yaml:"root"`
-	// StaleUploadSeconds: temp files and multipart uploads untouched this
-	// long are removed by a periodic cleanup; 0 turns the cleanup off.
+	// StaleUploadSeconds is the deprecated name of
+	// cleanup.abort_incomplete_after_seconds.
 	StaleUploadSeconds int `yaml:"stale_upload_seconds"`
 }
 
