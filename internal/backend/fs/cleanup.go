@@ -8,8 +8,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api/s3err"
 )
+
+// Cleanup is backend.Cleaner: CleanupStale, counting the multipart
+// uploads discarded apart from the other entries removed. Kept counts
+// the multipart uploads seen that are still in use.
+func (s *Store) Cleanup(ctx context.Context, olderThan time.Duration) (backend.CleanupResult, error) {
+	return s.cleanup(ctx, olderThan)
+}
 
 // CleanupStale removes what crashed or abandoned uploads left behind and
 // that has not changed for olderThan: temp files anywhere under the root
@@ -20,8 +28,13 @@ import (
 // uploads keep touching their files, so a slow upload is not affected as
 // long as olderThan is longer than its longest pause.
 func (s *Store) CleanupStale(ctx context.Context, olderThan time.Duration) (int, error) {
+	r, err := s.cleanup(ctx, olderThan)
+	return r.Aborted + r.Removed, err
+}
+
+func (s *Store) cleanup(ctx context.Context, olderThan time.Duration) (backend.CleanupResult, error) {
 	cutoff := time.Now().Add(-olderThan)
-	removed := 0
+	var res backend.CleanupResult
 	var errs []error
 
 	var temps []string
@@ -44,11 +57,11 @@ func (s *Store) CleanupStale(ctx context.Context, olderThan time.Duration) (int,
 		return nil
 	})
 	if err != nil {
-		return removed, err
+		return res, err
 	}
 	for _, name := range temps {
 		if err := s.root.Remove(name); err == nil {
-			removed++
+			res.Removed++
 		} else if !errors.Is(err, iofs.ErrNotExist) {
 			errs = append(errs, err)
 		}
@@ -56,11 +69,11 @@ func (s *Store) CleanupStale(ctx context.Context, olderThan time.Duration) (int,
 
 	entries, err := iofs.ReadDir(s.root.FS(), UploadsDir)
 	if err != nil {
-		return removed, err
+		return res, err
 	}
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
-			return removed, err
+			return res, err
 		}
 		name := e.Name()
 		id := name
@@ -77,12 +90,18 @@ func (s *Store) CleanupStale(ctx context.Context, olderThan time.Duration) (int,
 		if err != nil {
 			errs = append(errs, err)
 		}
-		if ok {
-			removed++
+		switch {
+		case ok && validID(name):
+			res.Aborted++
 			s.log.Info("removed abandoned multipart upload staging", "entry", name)
+		case ok:
+			res.Removed++
+			s.log.Info("removed abandoned multipart upload staging", "entry", name)
+		case err == nil && validID(name):
+			res.Kept++
 		}
 	}
-	return removed, errors.Join(errs...)
+	return res, errors.Join(errs...)
 }
 
 // removeIfStale removes UploadsDir/name when nothing in it changed since

@@ -62,6 +62,10 @@ type Options struct {
 	// attempt up to RetryMax (default 5s), with full jitter.
 	RetryBase, RetryMax time.Duration
 
+	// CleanupSkipPrefixes are stored-key prefixes under Config.KeyPrefix
+	// that belong to other buckets: Cleanup leaves their uploads alone.
+	CleanupSkipPrefixes []string
+
 	// API replaces the SDK client (tests).
 	API API
 }
@@ -108,6 +112,9 @@ type Store struct {
 	tracer    trace.Tracer
 	bucket    *string
 	plainHTTP bool
+	// cleanupPageSize is ListMultipartUploads' max-uploads (tests; 0:
+	// the store's default, 1000).
+	cleanupPageSize int32
 }
 
 // New builds a Store. It does not contact the store (see Check).
