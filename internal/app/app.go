@@ -44,8 +44,8 @@ type App struct {
 	handler http.Handler
 	buckets []*s3api.Bucket
 	closers []func() error
-	// cleanups run at start and then hourly while serving.
-	cleanups []func(context.Context)
+	// cleanups run at start and then periodically while serving.
+	cleanups []*cleanupTask
 
 	inflight sync.WaitGroup
 }
@@ -240,9 +240,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Info("serving metrics", slog.String("address", "http://"+metricsLn.Addr().String()+"/metrics"))
 	}
 
-	if len(a.cleanups) > 0 {
-		go a.runCleanups(ctx)
-	}
+	a.runCleanups(ctx)
 
 	select {
 	case err := <-errc:
@@ -274,24 +272,6 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("stopped")
 	return nil
-}
-
-// cleanupInterval is how often stale uploads are looked for.
-const cleanupInterval = time.Hour
-
-func (a *App) runCleanups(ctx context.Context) {
-	t := time.NewTicker(cleanupInterval)
-	defer t.Stop()
-	for {
-		for _, c := range a.cleanups {
-			c(ctx)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // abortWait bounds how long shutdown waits for aborted uploads to clean up.
