@@ -43,7 +43,7 @@ go_tool_module() {
 }
 
 # Debian packages: real clients of both generations and measuring tools.
-apt_pkgs=(awscli python3-boto3 rclone s3cmd strace hyperfine time systemd chromium)
+apt_pkgs=(awscli python3-boto3 rclone s3cmd strace hyperfine time systemd chromium prometheus)
 missing=()
 for p in "${apt_pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
