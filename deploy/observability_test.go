@@ -251,3 +251,24 @@ func TestObservabilityMizuchiConfigsParse(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsDocMatchesTheRegisteredMetrics: docs/METRICS.md's reference
+// table has a row for every mizuchi_* metric the code registers, and no
+// row for anything else (pending metrics aside, as above).
+func TestMetricsDocMatchesTheRegisteredMetrics(t *testing.T) {
+	registered := registeredMetrics(t)
+	doc := read(t, "docs/METRICS.md")
+	rows := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(mizuchi_[a-z0-9_]+)` \\|").FindAllStringSubmatch(doc, -1) {
+		rows[m[1]] = true
+		if !registered[m[1]] && !pendingMetrics[m[1]] {
+			t.Errorf("docs/METRICS.md documents %s, which is not registered", m[1])
+		}
+	}
+	for name := range registered {
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
+		if strings.HasPrefix(name, "mizuchi_") && !rows[name] && !rows[base] {
+			t.Errorf("docs/METRICS.md has no row for %s", name)
+		}
+	}
+}
