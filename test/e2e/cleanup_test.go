@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -97,5 +99,45 @@ func TestCleanupAbortsOrphanedUploadsUnderTheBucketPrefixOnly(t *testing.T) {
 	}
 	if strings.Contains(out, "a/orphan.bin") || strings.Contains(out, "orphan.bin") {
 		t.Errorf("the log names an object key:\n%s", out)
+	}
+}
+
+// TestFilesystemCleanupUsesTheCleanupKeys: a filesystem bucket's abandoned
+// multipart upload is removed after cleanup.abort_incomplete_after_seconds
+// and counted; a completed object stays.
+func TestFilesystemCleanupUsesTheCleanupKeys(t *testing.T) {
+	m := startMizuchi(t, `server:
+  address: 127.0.0.1:{{S3_PORT}}
+metrics:
+  address: 127.0.0.1:{{METRICS_PORT}}
+buckets:
+  - name: fsb
+    path_prefix: /fsb
+    filesystem: { root: "{{DIR}}/root" }
+    cleanup: { abort_incomplete_after_seconds: 1, interval_seconds: 1 }
+`)
+	c := s3Client(t, m.URL, "", "")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("fsb"), Key: aws.String("kept.txt"), Body: strings.NewReader("kept")}); err != nil {
+		t.Fatal(err)
+	}
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("fsb"), Key: aws.String("abandoned.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("fsb"), Key: aws.String("abandoned.bin"), UploadId: up.UploadId,
+		PartNumber: aws.Int32(1), Body: strings.NewReader("a part"), ContentLength: aws.Int64(6)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the abandoned upload to be removed", func() bool {
+		return azMetric(t, m.MetricsURL, "mizuchi_multipart_cleanup_aborted_total", `bucket="fsb"`) >= 1
+	})
+	_, err = c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String("fsb"), Key: aws.String("abandoned.bin"), UploadId: up.UploadId})
+	if err == nil || !strings.Contains(err.Error(), "NoSuchUpload") {
+		t.Errorf("ListParts after the cleanup: %v, want NoSuchUpload", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(m.Dir, "root", "kept.txt")); err != nil || string(b) != "kept" {
+		t.Errorf("the completed object: %q, %v", b, err)
 	}
 }
