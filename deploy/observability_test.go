@@ -83,11 +83,7 @@ var (
 // metricsOf returns the metric names a PromQL expression uses (label
 // values in quotes are not names).
 func metricsOf(expr string) []string {
-	var out []string
-	for _, m := range metricName.FindAllString(quoted.ReplaceAllString(expr, `""`), -1) {
-		out = append(out, m)
-	}
-	return out
+	return metricName.FindAllString(quoted.ReplaceAllString(expr, `""`), -1)
 }
 
 // dashboardExprs returns the expressions of every panel target and
