@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/jaeger"
 	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/versitygw"
 )
 
@@ -139,5 +141,75 @@ buckets:
 	}
 	if b, err := os.ReadFile(filepath.Join(m.Dir, "root", "kept.txt")); err != nil || string(b) != "kept" {
 		t.Errorf("the completed object: %q, %v", b, err)
+	}
+}
+
+// TestCleanupRunIsATrace: a cleanup run that aborts an orphan is one
+// trace in Jaeger, MultipartCleanup with the store calls below it.
+func TestCleanupRunIsATrace(t *testing.T) {
+	jg := jaeger.Start(t)
+	gw := versitygw.Start(t)
+	gw.CreateBucket(t, "shared")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := gw.Client().CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("shared"), Key: aws.String("a/orphan")}); err != nil {
+		t.Fatal(err)
+	}
+	m := startMizuchi(t, fmt.Sprintf(`server:
+  address: 127.0.0.1:{{S3_PORT}}
+metrics:
+  address: 127.0.0.1:{{METRICS_PORT}}
+tracing:
+  enabled: true
+  service_name: cleanup-trace
+  otlp: { endpoint: "http://%[4]s", protocol: grpc }
+  sampling: { strategy: always }
+  batch: { scheduled_delay_millis: 100 }
+buckets:
+  - name: cl
+    path_prefix: /cl
+    s3: { bucket: shared, region: us-east-1, endpoint: %[1]s, force_path_style: true, access_key: %[2]s, secret_key: %[3]s, key_prefix: "a/" }
+    cleanup: { abort_incomplete_after_seconds: 1, interval_seconds: 1 }
+`, gw.Endpoint, gw.AccessKey, gw.SecretKey, jg.OTLPGRPC))
+	waitFor(t, "the orphan to be aborted", func() bool {
+		return azMetric(t, m.MetricsURL, "mizuchi_multipart_cleanup_aborted_total", `bucket="cl"`) >= 1
+	})
+	var found string
+	deadline := time.Now().Add(30 * time.Second)
+	for found == "" && time.Now().Before(deadline) {
+		resp, body := rawRequest(t, "GET", jg.QueryURL+"/api/traces?service=cleanup-trace&operation=MultipartCleanup&limit=50", nil, nil)
+		if resp.StatusCode == 200 {
+			var tr struct {
+				Data []struct {
+					Spans []jaeger.Span `json:"spans"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal([]byte(body), &tr); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range tr.Data {
+				var root *jaeger.Span
+				ops := map[string]bool{}
+				for i, s := range d.Spans {
+					ops[s.OperationName] = true
+					if s.OperationName == "MultipartCleanup" {
+						root = &d.Spans[i]
+					}
+				}
+				if root == nil || root.ParentSpanID() != "" {
+					continue
+				}
+				if v, _ := root.Tag("mizuchi.cleanup.aborted"); fmt.Sprint(v) == "1" && ops["S3.ListMultipartUploads"] && ops["S3.AbortMultipartUpload"] {
+					b, _ := root.Tag("mizuchi.bucket")
+					found = fmt.Sprint(b)
+				}
+			}
+		}
+		if found == "" {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if found != "cl" {
+		t.Fatalf("no MultipartCleanup trace that aborted one upload with its S3 calls in jaeger (bucket %q)", found)
 	}
 }
