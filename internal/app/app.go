@@ -51,6 +51,9 @@ type App struct {
 	closers []func() error
 	// notifier records upload events (events.go); nil without sinks.
 	notifier s3api.Notifier
+	// reloaded is signalled after each successful reload (cleanup.go
+	// restarts the periodic cleanups of the new generation).
+	reloaded chan struct{}
 
 	inflight sync.WaitGroup
 	// admission bounds connections and uploads in flight (admission.go).
@@ -81,6 +84,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		bindings: s3api.NewBindings(0),
 
 		lookupEnv: o.LookupEnv,
+		reloaded:  make(chan struct{}, 1),
 	}
 	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, telemetry.TracingOptions{Metrics: a.metrics, Logger: log, Version: o.Version})
 	if err != nil {
@@ -254,8 +258,10 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Info("serving metrics", slog.String("address", "http://"+metricsLn.Addr().String()+"/metrics"))
 	}
 
-	go a.runCleanups(ctx)
-	go a.watchFiles(ctx)
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	go a.runCleanups(runCtx)
+	go a.watchFiles(runCtx)
 
 	select {
 	case err := <-errc:
@@ -287,26 +293,6 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("stopped")
 	return nil
-}
-
-// cleanupInterval is how often stale uploads are looked for.
-const cleanupInterval = time.Hour
-
-func (a *App) runCleanups(ctx context.Context) {
-	t := time.NewTicker(cleanupInterval)
-	defer t.Stop()
-	for {
-		g := a.acquire()
-		for _, c := range g.cleanups {
-			c(ctx)
-		}
-		g.release()
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // abortWait bounds how long shutdown waits for aborted uploads to clean up.

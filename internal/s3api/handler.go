@@ -102,7 +102,7 @@ type Handler struct {
 	bodyIdle time.Duration
 	// admission bounds uploads in flight (admission.go); may be nil.
 	admission *Admission
-	notifier Notifier
+	notifier  Notifier
 }
 
 // NewHandler builds the handler.
@@ -124,7 +124,7 @@ func NewHandler(o Options) *Handler {
 		bodyIdle: o.BodyIdleTimeout,
 
 		admission: o.Admission,
-		notifier: o.Notifier,
+		notifier:  o.Notifier,
 	}
 }
 
