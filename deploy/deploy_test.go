@@ -335,7 +335,7 @@ func TestAPIDocumentsEveryOperation(t *testing.T) {
 var mdLink = regexp.MustCompile(`\]\(([^)#\s]+)(#[^)]*)?\)`)
 
 func TestDocLinksResolve(t *testing.T) {
-	for _, doc := range []string{"docs/API.md", "docs/ARCHITECTURE.md", "docs/DEPLOYMENT.md", "docs/SECURITY.md"} {
+	for _, doc := range []string{"docs/API.md", "docs/ARCHITECTURE.md", "docs/DEPLOYMENT.md", "docs/SECURITY.md", "docs/OPERATIONS.md"} {
 		for _, m := range mdLink.FindAllStringSubmatch(read(t, doc), -1) {
 			target := m[1]
 			if strings.Contains(target, "://") {

@@ -43,7 +43,7 @@ go_tool_module() {
 }
 
 # Debian packages: real clients of both generations and measuring tools.
-apt_pkgs=(awscli python3-boto3 rclone s3cmd strace hyperfine time systemd chromium redis-server haproxy)
+apt_pkgs=(awscli python3-boto3 rclone s3cmd strace hyperfine time systemd chromium prometheus redis-server haproxy)
 missing=()
 for p in "${apt_pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -55,6 +55,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 	[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 	"${sudo_cmd[@]}" apt-get update -qq >&2
 	"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+	# prometheus is here for promtool (bookworm: 2.42.0); its service must
+	# not hold :9090 where systemd starts it.
+	if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null &&
+		systemctl is-active --quiet prometheus 2>/dev/null; then
+		"${sudo_cmd[@]}" systemctl disable --now prometheus >&2 || true
+	fi
 fi
 
 go_tool versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0

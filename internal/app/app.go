@@ -52,6 +52,9 @@ type App struct {
 	closers []func() error
 	// notifier records upload events (events.go); nil without sinks.
 	notifier s3api.Notifier
+	// reloaded is signalled after each successful reload (cleanup.go
+	// restarts the periodic cleanups of the new generation).
+	reloaded chan struct{}
 	// shared is the state store; uploadIDs seals multipart upload ids
 	// when no key is configured (state.go). Both are the process's.
 	shared    state.Store
@@ -84,6 +87,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		reloads:  telemetry.NewReloadMetrics(reg),
 
 		lookupEnv: o.LookupEnv,
+		reloaded:  make(chan struct{}, 1),
 	}
 	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, telemetry.TracingOptions{Metrics: a.metrics, Logger: log, Version: o.Version})
 	if err != nil {
@@ -265,8 +269,10 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Info("serving metrics", slog.String("address", "http://"+metricsLn.Addr().String()+"/metrics"))
 	}
 
-	go a.runCleanups(ctx)
-	go a.watchFiles(ctx)
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	go a.runCleanups(runCtx)
+	go a.watchFiles(runCtx)
 
 	select {
 	case err := <-errc:
@@ -298,26 +304,6 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("stopped")
 	return nil
-}
-
-// cleanupInterval is how often stale uploads are looked for.
-const cleanupInterval = time.Hour
-
-func (a *App) runCleanups(ctx context.Context) {
-	t := time.NewTicker(cleanupInterval)
-	defer t.Stop()
-	for {
-		g := a.acquire()
-		for _, c := range g.cleanups {
-			c(ctx)
-		}
-		g.release()
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // abortWait bounds how long shutdown waits for aborted uploads to clean up.

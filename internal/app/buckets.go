@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -66,19 +65,10 @@ func (a *generation) buildBackend(ctx context.Context, c *config.Bucket) (backen
 		if err != nil {
 			return nil, err
 		}
-		if age := time.Duration(c.Filesystem.StaleUploadSeconds) * time.Second; age > 0 {
-			a.cleanups = append(a.cleanups, func(ctx context.Context) {
-				n, err := store.CleanupStale(ctx, age)
-				if err != nil {
-					a.log.Warn("cleanup of stale uploads failed", slog.String("bucket", c.Name), slog.Any("error", err))
-				} else if n > 0 {
-					a.log.Info("removed stale uploads", slog.String("bucket", c.Name), slog.Int("entries", n))
-				}
-			})
-		}
+		a.addCleanup(c, store)
 		return &metered{Backend: store, bucket: c.Name, metrics: a.metrics}, nil
 	case c.S3 != nil:
-		return s3backend.New(ctx, s3backend.Options{
+		store, err := s3backend.New(ctx, s3backend.Options{
 			Config:                *c.S3,
 			Upload:                c.Upload,
 			BucketName:            c.Name,
@@ -90,7 +80,13 @@ func (a *generation) buildBackend(ctx context.Context, c *config.Bucket) (backen
 			Memory:                a.memory,
 			StallTimeout:          time.Duration(c.S3.StallTimeoutSeconds) * time.Second,
 			ResponseHeaderTimeout: time.Duration(c.S3.ResponseHeaderTimeoutSeconds) * time.Second,
+			CleanupSkipPrefixes:   a.cfg.CleanupSkipPrefixes(c),
 		})
+		if err != nil {
+			return nil, err
+		}
+		a.addCleanup(c, store)
+		return store, nil
 	}
 	return nil, fmt.Errorf("no backend configured")
 }

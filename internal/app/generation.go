@@ -38,11 +38,12 @@ type generation struct {
 	*App
 
 	// cfg is the configuration this generation was built from.
-	cfg      *config.Config
-	handler  http.Handler
-	buckets  []*s3api.Bucket
-	closers  []func() error
-	cleanups []func(context.Context)
+	cfg     *config.Config
+	handler http.Handler
+	buckets []*s3api.Bucket
+	closers []func() error
+	// cleanups are the buckets' periodic multipart cleanups (cleanup.go).
+	cleanups []*cleanupTask
 	// tls is offered to new TLS connections (nil without server.tls).
 	tls *tls.Config
 	// files is the state of the watched files before they were read.

@@ -65,6 +65,10 @@ func (a *App) reload(ctx context.Context) error {
 	}
 	old := a.gen.Swap(g)
 	old.retire()
+	select {
+	case a.reloaded <- struct{}{}:
+	default:
+	}
 	for _, p := range cfg.Warnings() {
 		a.log.Warn(p.Message, slog.String("config", p.Source), slog.String("key", p.Path), slog.Int("line", p.Line))
 	}

@@ -47,6 +47,30 @@ type Closer interface {
 	Close() error
 }
 
+// Cleaner is implemented by backends that can find what abandoned uploads
+// left behind: incomplete multipart uploads (and, for some backends, temp
+// files) older than an age.
+type Cleaner interface {
+	// Cleanup aborts the incomplete multipart uploads of this backend (and
+	// only of this backend: a store shared with others is filtered by the
+	// backend's own key prefix) that are older than olderThan, and removes
+	// other leftovers of that age. It keeps going after a failure and
+	// returns what it did with every failure joined.
+	Cleanup(ctx context.Context, olderThan time.Duration) (CleanupResult, error)
+}
+
+// CleanupResult is what one Cleanup run did.
+type CleanupResult struct {
+	// Aborted counts the incomplete multipart uploads aborted.
+	Aborted int
+	// Kept counts the incomplete multipart uploads seen and left alone
+	// (younger than the age, or owned by another bucket).
+	Kept int
+	// Removed counts other leftovers removed (temp files, remains of
+	// interrupted completions).
+	Removed int
+}
+
 // Metadata is what is stored with an object besides its bytes.
 type Metadata struct {
 	ContentType        string

@@ -147,6 +147,7 @@ func (b *Bucket) applyDefaults(d defaulter, p string) {
 	if f := b.Filesystem; f != nil {
 		d.int(&f.StaleUploadSeconds, p+".filesystem.stale_upload_seconds", DefaultStaleUploadSeconds)
 	}
+	b.applyCleanupDefaults(d, p)
 	if a := b.Auth; a != nil {
 		if j := a.JWT; j != nil {
 			jp := p + ".auth.jwt"

@@ -112,6 +112,8 @@ type Bucket struct {
 	CORS *CORS `yaml:"cors"`
 	// Events are the sinks told about every object stored (see events.go).
 	Events []EventSink `yaml:"events"`
+	// Cleanup aborts incomplete multipart uploads; see cleanup.go.
+	Cleanup *Cleanup `yaml:"cleanup"`
 }
 
 // CORS is the cross-origin policy of a bucket, as S3's bucket CORS rules.
@@ -158,8 +160,8 @@ type S3Backend struct {
 type FilesystemBackend struct {
 	// Root is created if missing; objects live at Root/<key>.
 	Root string `yaml:"root"`
-	// StaleUploadSeconds: temp files and multipart uploads untouched this
-	// long are removed by a periodic cleanup; 0 turns the cleanup off.
+	// StaleUploadSeconds is the deprecated name of
+	// cleanup.abort_incomplete_after_seconds.
 	StaleUploadSeconds int `yaml:"stale_upload_seconds"`
 }
 

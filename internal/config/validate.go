@@ -151,6 +151,7 @@ func (k *checker) buckets() {
 			prefixes[b.PathPrefix] = p
 		}
 		k.backend(b, p)
+		k.cleanup(b, p)
 		k.auth(b, p)
 		k.authz(b, p)
 		k.upload(b, p)

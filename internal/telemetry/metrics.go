@@ -27,6 +27,9 @@ type Metrics struct {
 	TracingExportFailures  prometheus.Counter
 	TracingExporterState   *prometheus.GaugeVec // state
 	BuildInfo              *prometheus.GaugeVec // version, commit, goversion
+	// Multipart cleanup (internal/app/cleanup.go).
+	MultipartCleanupAborted *prometheus.CounterVec // bucket
+	MultipartCleanupRuns    *prometheus.CounterVec // bucket, result
 }
 
 // BuildInfo identifies the binary.
@@ -95,6 +98,13 @@ func NewMetrics(reg prometheus.Registerer, build BuildInfo) *Metrics {
 			Name: "mizuchi_build_info", Help: "Build information; always 1.",
 		}, []string{"version", "commit", "goversion"}),
 	}
+	m.MultipartCleanupAborted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mizuchi_multipart_cleanup_aborted_total", Help: "Incomplete multipart uploads aborted by the periodic cleanup.",
+	}, []string{"bucket"})
+	m.MultipartCleanupRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mizuchi_multipart_cleanup_runs_total", Help: "Runs of the periodic multipart cleanup, by result (ok, failed).",
+	}, []string{"bucket", "result"})
+	reg.MustRegister(m.MultipartCleanupAborted, m.MultipartCleanupRuns)
 	m.BuildInfo.WithLabelValues(build.Version, build.Commit, runtime.Version()).Set(1)
 	reg.MustRegister(m.Uploads, m.UploadBytes, m.UploadDuration, m.MultipartUploads, m.AuthRequests,
 		m.AuthzDecisions, m.BackendRequests, m.BackendRequestDuration, m.ZeroCopyBytes, m.InflightUploads,

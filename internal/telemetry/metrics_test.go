@@ -28,6 +28,8 @@ func populate(m *Metrics) {
 	m.Errors.WithLabelValues("b", "AccessDenied").Inc()
 	m.TracingExportFailures.Add(0)
 	setExporterState(m, StateDisabled)
+	m.MultipartCleanupAborted.WithLabelValues("b").Add(0)
+	m.MultipartCleanupRuns.WithLabelValues("b", "ok").Inc()
 }
 
 func TestMetricsPassPromtoolLint(t *testing.T) {
@@ -62,6 +64,8 @@ func TestEveryMetricOfTheSpecExists(t *testing.T) {
 		{"mizuchi_tracing_export_failures_total", dto.MetricType_COUNTER, nil},
 		{"mizuchi_tracing_exporter_state", dto.MetricType_GAUGE, []string{"state"}},
 		{"mizuchi_build_info", dto.MetricType_GAUGE, []string{"version", "commit", "goversion"}},
+		{"mizuchi_multipart_cleanup_aborted_total", dto.MetricType_COUNTER, []string{"bucket"}},
+		{"mizuchi_multipart_cleanup_runs_total", dto.MetricType_COUNTER, []string{"bucket", "result"}},
 		{"go_goroutines", dto.MetricType_GAUGE, nil},
 		{"process_cpu_seconds_total", dto.MetricType_COUNTER, nil},
 	}

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
 	"github.com/mizuchi-uploadr/mizuchi/internal/checksum"
@@ -89,6 +90,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend, opts Optio
 		{"MultipartAbortLeavesNothing", testAbortLeavesNothing},
 		{"MultipartListPartsPages", testListPartsPagination},
 		{"MultipartConcurrentUploadPart", testConcurrentParts},
+		{"CleanupAbortsOnlyOldIncompleteUploads", testCleanup},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -770,4 +772,37 @@ func testMaxSizeChecksParts(e *env) {
 		e.t.Fatalf("Complete within MaxSize: %v", err)
 	}
 	e.wantObject(key, append(pattern(50, e.minPart), "tail"...))
+}
+
+// testCleanup: a backend.Cleaner leaves an incomplete upload younger than
+// the age alone and aborts it once it is older (age 0: anything started
+// before now).
+func testCleanup(e *env) {
+	c, ok := e.b.(backend.Cleaner)
+	if !ok {
+		e.t.Skip("not a backend.Cleaner")
+	}
+	key := e.key("orphan")
+	id := e.create(key, nil)
+	e.mustPart(key, id, 1, []byte("an abandoned part"))
+	res, err := c.Cleanup(e.ctx(), time.Hour)
+	if err != nil {
+		e.t.Fatalf("Cleanup: %v", err)
+	}
+	if res.Aborted != 0 || res.Kept < 1 {
+		e.t.Fatalf("Cleanup(1h) = %+v, want nothing aborted and the upload kept", res)
+	}
+	if _, err := e.b.ListParts(e.ctx(), &backend.ListPartsInput{Key: key, UploadID: id}); err != nil {
+		e.t.Fatalf("a young upload was touched: ListParts: %v", err)
+	}
+	res, err = c.Cleanup(e.ctx(), 0)
+	if err != nil {
+		e.t.Fatalf("Cleanup: %v", err)
+	}
+	if res.Aborted < 1 {
+		e.t.Fatalf("Cleanup(0) = %+v, want the upload aborted", res)
+	}
+	_, err = e.b.ListParts(e.ctx(), &backend.ListPartsInput{Key: key, UploadID: id})
+	wantErr(e.t, err, s3err.ErrNoSuchUpload)
+	e.wantAbsent(key)
 }

@@ -9,8 +9,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api/s3err"
 )
+
+// Cleanup is backend.Cleaner: CleanupStale, counting the multipart
+// uploads discarded apart from the other entries removed. Kept counts
+// the multipart uploads seen that are still in use.
+func (s *Store) Cleanup(ctx context.Context, olderThan time.Duration) (backend.CleanupResult, error) {
+	return s.cleanup(ctx, olderThan)
+}
 
 // CleanupStale removes what crashed or abandoned uploads left behind and
 // that has not changed for olderThan: temp files anywhere under the root
@@ -22,21 +30,26 @@ import (
 // uploads keep touching their files, so a slow upload is not affected as
 // long as olderThan is longer than its longest pause.
 func (s *Store) CleanupStale(ctx context.Context, olderThan time.Duration) (int, error) {
+	r, err := s.cleanup(ctx, olderThan)
+	return r.Aborted + r.Removed, err
+}
+
+func (s *Store) cleanup(ctx context.Context, olderThan time.Duration) (backend.CleanupResult, error) {
 	cutoff := time.Now().Add(-olderThan)
-	removed := 0
+	var res backend.CleanupResult
 	var errs []error
 
 	n, err := s.removeStaleTemps(ctx, s.root, ".", cutoff, &errs)
-	removed += n
+	res.Removed += n
 	if err != nil {
-		return removed, err
+		return res, err
 	}
 
 	// Stale records moved aside by commits (their age counts from the
 	// move).
 	stale, err := iofs.ReadDir(s.root.FS(), StaleDir)
 	if err != nil && !errors.Is(err, iofs.ErrNotExist) {
-		return removed, err
+		return res, err
 	}
 	for _, e := range stale {
 		if info, err := e.Info(); err != nil || !info.ModTime().Before(cutoff) {
@@ -46,16 +59,16 @@ func (s *Store) CleanupStale(ctx context.Context, olderThan time.Duration) (int,
 			errs = append(errs, err)
 			continue
 		}
-		removed++
+		res.Removed++
 	}
 
 	entries, err := iofs.ReadDir(s.root.FS(), UploadsDir)
 	if err != nil {
-		return removed, err
+		return res, err
 	}
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
-			return removed, err
+			return res, err
 		}
 		name := e.Name()
 		id := name
@@ -72,12 +85,18 @@ func (s *Store) CleanupStale(ctx context.Context, olderThan time.Duration) (int,
 		if err != nil {
 			errs = append(errs, err)
 		}
-		if ok {
-			removed++
+		switch {
+		case ok && validID(name):
+			res.Aborted++
 			s.log.Info("removed abandoned multipart upload staging", "entry", name)
+		case ok:
+			res.Removed++
+			s.log.Info("removed abandoned multipart upload staging", "entry", name)
+		case err == nil && validID(name):
+			res.Kept++
 		}
 	}
-	return removed, errors.Join(errs...)
+	return res, errors.Join(errs...)
 }
 
 // removeStaleTemps removes the temp files older than cutoff in the

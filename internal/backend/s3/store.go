@@ -62,6 +62,10 @@ type Options struct {
 	// attempt up to RetryMax (default 5s), with full jitter.
 	RetryBase, RetryMax time.Duration
 
+	// CleanupSkipPrefixes are stored-key prefixes under Config.KeyPrefix
+	// that belong to other buckets: Cleanup leaves their uploads alone.
+	CleanupSkipPrefixes []string
+
 	// API replaces the SDK client (tests).
 	API API
 }
@@ -111,6 +115,9 @@ type Store struct {
 	// listPageSize is the ListParts page size of checkMaxSize; zero
 	// means S3's largest, 1000 (tests lower it to page through few parts).
 	listPageSize int32
+	// cleanupPageSize is ListMultipartUploads' max-uploads (tests; 0:
+	// the store's default, 1000).
+	cleanupPageSize int32
 }
 
 // New builds a Store. It does not contact the store (see Check).
