@@ -29,8 +29,11 @@ type route struct {
 	id     string
 	bucket string
 	// label names it in metrics and logs: "<type>.<index>".
-	label  string
-	typ    string
+	label string
+	typ   string
+	// cfg is the sink's configuration: a reload rebuilds the sink when
+	// it changed.
+	cfg    config.EventSink
 	sink   Sink
 	names  []string
 	prefix string
@@ -48,4 +51,12 @@ func (r *route) matches(eventName, key string) bool {
 		}
 	}
 	return false
+}
+
+// bucketOf is the bucket of a sink id "<bucket>/<index>".
+func bucketOf(id string) string {
+	if i := strings.LastIndexByte(id, '/'); i >= 0 {
+		return id[:i]
+	}
+	return id
 }
