@@ -33,7 +33,9 @@ type route struct {
 	typ   string
 	// cfg is the sink's configuration: a reload rebuilds the sink when
 	// it changed.
-	cfg    config.EventSink
+	cfg config.EventSink
+	// files is a digest of the files the sink read when it was built.
+	files  string
 	sink   Sink
 	names  []string
 	prefix string

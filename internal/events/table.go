@@ -1,8 +1,11 @@
 package events
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"os"
 	"reflect"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
@@ -18,8 +21,8 @@ import (
 // A sink is identified by its position, "<bucket>/<index>" (as in the
 // outbox and in the label "<type>.<index>"). Across a reload:
 //   - an unchanged sink keeps running untouched;
-//   - a changed sink (url, secret, subject, headers, credentials…) is
-//     rebuilt, and every delivery attempt from then on, of new events and
+//   - a changed sink (url, secret, subject, headers, credentials…, or
+//     the content of a file it names) is rebuilt, and every delivery attempt from then on, of new events and
 //     of events still pending, uses the new settings; the old sink is
 //     closed once the delivery in flight with it ended;
 //   - a removed sink gets no new events but keeps delivering, with its
@@ -58,9 +61,9 @@ func (m *Manager) Prepare(buckets []config.Bucket) (*Table, error) {
 		for i, c := range b.Events {
 			r := &route{
 				id: fmt.Sprintf("%s/%d", b.Name, i), bucket: b.Name, label: fmt.Sprintf("%s.%d", c.Type, i),
-				typ: c.Type, cfg: c, names: c.Events, prefix: c.KeyPrefix, suffix: c.KeySuffix,
+				typ: c.Type, cfg: c, files: filesDigest(c), names: c.Events, prefix: c.KeyPrefix, suffix: c.KeySuffix,
 			}
-			if old := running[r.id]; old != nil && reflect.DeepEqual(old.cfg, c) {
+			if old := running[r.id]; old != nil && reflect.DeepEqual(old.cfg, c) && old.files == r.files {
 				r.sink = old.sink
 			} else {
 				s, err := m.build(b.Name, i, c)
@@ -226,6 +229,25 @@ func (t *Table) Notify(o *Object) error {
 		return nil
 	}
 	return t.m.notify(rs, o)
+}
+
+// filesDigest sums the files a sink reads when it is built (NATS
+// credentials, CA, client certificate and key), so that a reload after
+// one of them was replaced rebuilds the sink.
+func filesDigest(c config.EventSink) string {
+	h := sha256.New()
+	for _, p := range []string{c.CredentialsFile, c.CAFile, c.CertFile, c.KeyFile} {
+		if p == "" {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			b = []byte(err.Error())
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func btoi(b bool) int {

@@ -291,3 +291,35 @@ func TestReaddedSinkTakesOverPending(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// A sink whose settings are equal but whose files changed (a rotated
+// NATS credentials file or CA) is rebuilt; one whose files did not is
+// kept.
+func TestUpdateRebuildsOnChangedFiles(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte("first"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bs := hookBuckets("http://a")
+	bs[0].Events[0].CAFile = ca
+	set := newSinkSet()
+	m := openSet(t, t.TempDir(), set, bs)
+	if err := m.Update(bs); err != nil {
+		t.Fatal(err)
+	}
+	if n := set.count(set.built, "http://a"); n != 1 {
+		t.Fatalf("built %d times, want 1 (unchanged)", n)
+	}
+	if err := os.WriteFile(ca, []byte("second"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Update(bs); err != nil {
+		t.Fatal(err)
+	}
+	if n := set.count(set.built, "http://a"); n != 2 {
+		t.Fatalf("built %d times, want 2 (its CA file changed)", n)
+	}
+	if n := set.count(set.closed, "http://a"); n != 1 {
+		t.Fatalf("closed %d times, want 1 (the replaced sink)", n)
+	}
+}
