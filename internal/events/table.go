@@ -125,7 +125,12 @@ func (m *Manager) Commit(t *Table) {
 		}
 		w.active = ids[id]
 	}
-	orphans := m.queueLeftoversLocked()
+	var orphans []uint64
+	if len(t.routes) > 0 {
+		// What a previous run left waits for a configuration with sinks
+		// (the outbox may have been opened by a reload that failed).
+		orphans = m.queueLeftoversLocked()
+	}
 	stop = append(stop, m.reapLocked()...)
 	for _, w := range m.workers {
 		if len(w.queue) > 0 {

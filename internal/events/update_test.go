@@ -323,3 +323,30 @@ func TestUpdateRebuildsOnChangedFiles(t *testing.T) {
 		t.Fatalf("closed %d times, want 1 (the replaced sink)", n)
 	}
 }
+
+// Events a previous run left are delivered once an update adds their sink
+// to a manager that started without any (the outbox opens then).
+func TestUpdateDeliversWhatAPreviousRunLeft(t *testing.T) {
+	dir := t.TempDir()
+	set := newSinkSet()
+	m := openSet(t, dir, set, hookBuckets("http://a"))
+	set.fake("http://a").setFailing(true)
+	if err := m.Notify(object("left")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	set2 := newSinkSet()
+	m2 := openSet(t, dir, set2, []config.Bucket{{Name: "uploads"}})
+	if m2.box.Load() != nil {
+		t.Fatal("outbox opened without sinks")
+	}
+	if err := m2.Update(hookBuckets("http://a")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "delivered", pendingIs(m2, 0))
+	if got := keys(set2.fake("http://a")); len(got) != 1 || got["left"] != 1 {
+		t.Fatalf("got %v, want left once", got)
+	}
+}
