@@ -16,7 +16,8 @@ import (
 // and removed by SIGHUP. Starting without any sink (no outbox opened), an
 // upload gives no event; after a reload adding a webhook, exactly one
 // event arrives; after a reload moving it to a second receiver, the next
-// event arrives there only; after a reload removing it, none.
+// event arrives there only, and so does the one left pending for the
+// first receiver while it was down; after a reload removing it, none.
 func TestEventsSinksFollowReloads(t *testing.T) {
 	t.Parallel()
 	first, second := startHook(t), startHook(t)
@@ -82,20 +83,31 @@ func TestEventsSinksFollowReloads(t *testing.T) {
 	drained()
 	expect(first, "first", "one.txt")
 
+	// The first receiver goes away with an event pending for it: the
+	// sink's new URL gets that backlog too.
+	first.down()
+	put("stuck.txt")
+	deadline := time.Now().Add(20 * time.Second)
+	for azMetric(t, m.MetricsURL, "mizuchi_events_total", `result="retried"`) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed attempt at the first receiver:\n%s", m.Proc.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	reload(evWebhook(second))
 	put("two.txt")
-	second.waitKeys(t, 20*time.Second, "two.txt")
+	second.waitKeys(t, 20*time.Second, "stuck.txt", "two.txt")
 	drained()
 	expect(first, "first", "one.txt")
-	expect(second, "second", "two.txt")
+	expect(second, "second", "stuck.txt", "two.txt")
 
 	reload("")
 	put("three.txt")
 	drained()
 	expect(first, "first", "one.txt")
-	expect(second, "second", "two.txt")
-	if got := azMetric(t, m.MetricsURL, "mizuchi_events_total", `result="queued"`); got != 2 {
-		t.Fatalf("mizuchi_events_total{result=queued} = %v, want 2", got)
+	expect(second, "second", "stuck.txt", "two.txt")
+	if got := azMetric(t, m.MetricsURL, "mizuchi_events_total", `result="queued"`); got != 3 {
+		t.Fatalf("mizuchi_events_total{result=queued} = %v, want 3", got)
 	}
 	if out := m.Proc.Output(); strings.Contains(out, "ignored until restart") {
 		t.Fatalf("a sink change was reported as needing a restart:\n%s", out)
