@@ -20,6 +20,7 @@ import (
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
 	s3backend "github.com/mizuchi-uploadr/mizuchi/internal/backend/s3"
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
+	"github.com/mizuchi-uploadr/mizuchi/internal/events"
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api"
 	"github.com/mizuchi-uploadr/mizuchi/internal/state"
 	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
@@ -50,8 +51,9 @@ type App struct {
 	memory *s3backend.MemoryBudget
 	// closers release what the process holds (not the generations).
 	closers []func() error
-	// notifier records upload events (events.go); nil without sinks.
-	notifier s3api.Notifier
+	// events owns the outbox and the delivery of upload events
+	// (events.go); each generation routes with its own table.
+	events *events.Manager
 	// reloaded is signalled after each successful reload (cleanup.go
 	// restarts the periodic cleanups of the new generation).
 	reloaded chan struct{}
@@ -122,6 +124,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*App, error) {
 		_ = a.Close()
 		return nil, err
 	}
+	a.events.Commit(g.events)
 	a.gen.Store(g)
 	a.warn()
 	return a, nil

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -11,29 +12,53 @@ import (
 	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
 )
 
-// buildEvents opens the events outbox and starts delivering when a bucket
-// has sinks; the handler then records an event for every object stored.
+// buildEvents makes the process's events manager. It owns the outbox,
+// which is opened with the first bucket sink (at start or by a reload)
+// and kept until the process exits; each generation records with its
+// own routing table (eventsTable).
 func (a *App) buildEvents() error {
 	key := a.tracing.SubjectKey()
-	m, err := events.New(a.cfg.Events, a.cfg.Buckets, events.Options{
+	m, err := events.New(a.cfg.Events, nil, events.Options{
 		Logger:      a.log,
 		Registerer:  a.registry,
 		Tracer:      a.tracing.Provider(),
 		HashSubject: func(s string) string { return telemetry.SubjectHash(key, s) },
 	})
-	if err != nil || m == nil {
+	if err != nil {
 		return err
 	}
 	m.Start()
 	a.closers = append(a.closers, m.Close)
-	a.notifier = notifier{m}
+	a.events = m
 	return nil
 }
 
-// notifier adapts the events manager to the handler's Notifier.
-type notifier struct{ m *events.Manager }
+// eventsTable prepares the sinks of the generation's buckets: those that
+// are new or changed are built now, and start delivering when the
+// generation becomes current (commitEvents). The generation records
+// events with this table until its last request returned, so an upload
+// that started before a reload is announced to the sinks of the
+// configuration it started with.
+func (g *generation) eventsTable() error {
+	t, err := g.App.events.Prepare(g.cfg.Buckets)
+	if err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	g.events = t
+	g.closers = append(g.closers, func() error {
+		g.App.events.Release(t)
+		return nil
+	})
+	if !t.Empty() {
+		g.notifier = notifier{t}
+	}
+	return nil
+}
 
-func (n notifier) Admit(bucket string) error { return n.m.Admit(bucket) }
+// notifier adapts a generation's events table to the handler's Notifier.
+type notifier struct{ t *events.Table }
+
+func (n notifier) Admit(bucket string) error { return n.t.Admit(bucket) }
 
 func (n notifier) Notify(ctx context.Context, e *s3api.ObjectEvent) error {
 	o := &events.Object{
@@ -46,5 +71,5 @@ func (n notifier) Notify(ctx context.Context, e *s3api.ObjectEvent) error {
 		propagation.TraceContext{}.Inject(ctx, c)
 		o.Traceparent = c["traceparent"]
 	}
-	return n.m.Notify(o)
+	return n.t.Notify(o)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/auth/sigv4"
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
+	"github.com/mizuchi-uploadr/mizuchi/internal/events"
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api"
 	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
 )
@@ -48,6 +49,10 @@ type generation struct {
 	tls *tls.Config
 	// files is the state of the watched files before they were read.
 	files map[string]fileState
+	// events routes this generation's upload events (events.go);
+	// notifier is nil when no bucket has sinks.
+	events   *events.Table
+	notifier s3api.Notifier
 
 	refs    atomic.Int64
 	retired atomic.Bool
@@ -83,6 +88,9 @@ func (g *generation) build(ctx context.Context) error {
 			return fmt.Errorf("bucket %q: %w", cfg.Buckets[i].Name, err)
 		}
 		g.buckets = append(g.buckets, b)
+	}
+	if err := g.eventsTable(); err != nil {
+		return err
 	}
 	trusted, err := trustedProxies(cfg)
 	if err != nil {

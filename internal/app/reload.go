@@ -63,6 +63,9 @@ func (a *App) reload(ctx context.Context) error {
 		// keeps presenting the running certificate.
 		g.tls = a.gen.Load().tls
 	}
+	// The new sinks start before the first request that can record for
+	// them; requests of the replaced generation keep its table.
+	a.events.Commit(g.events)
 	old := a.gen.Swap(g)
 	old.retire()
 	select {
@@ -95,6 +98,13 @@ var restartOnly = []struct {
 	{"tracing", func(c *config.Config) any { return c.Tracing }},
 	{"logging", func(c *config.Config) any { return c.Logging }},
 	{"state", func(c *config.Config) any { return c.State }},
+	// The events outbox is the process's (one process holds it); the
+	// buckets' sinks are reloadable.
+	{"events.outbox_dir", func(c *config.Config) any { return c.Events.OutboxDir }},
+	{"events.max_pending", func(c *config.Config) any { return c.Events.MaxPending }},
+	{"events.on_full", func(c *config.Config) any { return c.Events.OnFull }},
+	{"events.hash_subjects", func(c *config.Config) any { return c.Events.HashSubjects }},
+	{"events.max_retry_interval_seconds", func(c *config.Config) any { return c.Events.MaxRetryIntervalSeconds }},
 }
 
 // restartOnlyChanges names the restart-only settings that differ between

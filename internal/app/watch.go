@@ -39,6 +39,12 @@ func watchedFiles(c *config.Config) []string {
 				add(z.OpenFGA.CAFile)
 			}
 		}
+		for _, e := range b.Events {
+			add(e.CredentialsFile)
+			add(e.CAFile)
+			add(e.CertFile)
+			add(e.KeyFile)
+		}
 	}
 	return files
 }

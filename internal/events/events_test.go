@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -84,10 +86,21 @@ func object(key string) *Object {
 		Traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
 }
 
-func TestNoSinksNoManager(t *testing.T) {
-	m, err := New(config.Events{}, []config.Bucket{{Name: "b"}}, Options{})
-	if m != nil || err != nil {
-		t.Fatalf("got %v, %v", m, err)
+func TestNoSinksNoOutbox(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "outbox")
+	m, err := New(config.Events{OutboxDir: dir}, []config.Bucket{{Name: "b"}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if !m.Current().Empty() || m.box.Load() != nil {
+		t.Fatal("a manager without sinks has routes or an outbox")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the outbox directory was made without sinks: %v", err)
+	}
+	if err := m.Notify(object("k")); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -306,7 +319,7 @@ func TestDropOldestWhenFull(t *testing.T) {
 func TestNotifyFailsWhenOutboxFails(t *testing.T) {
 	ev, bs := testConfig(t.TempDir())
 	m := open(t, ev, bs, newFake(false))
-	_ = m.box.close()
+	_ = m.box.Load().close()
 	if err := m.Notify(object("k")); err == nil {
 		t.Fatal("Notify succeeded without an outbox")
 	}

@@ -39,21 +39,35 @@ type Options struct {
 	MinRetryInterval time.Duration
 }
 
-// Manager records events in the outbox and delivers them.
+// Manager records events in the outbox and delivers them. It lives as
+// long as the process; the sinks of each configuration are a Table
+// (table.go) that Commit makes current.
 type Manager struct {
 	cfg      config.Events
 	log      *slog.Logger
 	tracer   trace.Tracer
 	hash     func(string) string
+	build    func(bucket string, index int, c config.EventSink) (Sink, error)
 	minRetry time.Duration
 	maxRetry time.Duration
 	metrics  *metrics
-	box      *outbox
-	routes   map[string][]*route
-	workers  map[string]*worker
+	// box is opened with the first table that has a sink.
+	box atomic.Pointer[outbox]
 
-	mu      sync.Mutex
-	pending int // queued + in flight, every sink
+	mu sync.Mutex
+	// current is the table of the newest configuration; live holds
+	// every committed table not yet released (older configurations
+	// still serving requests).
+	current *Table
+	live    map[*Table]bool
+	// workers deliver by sink id; a sink no live table names any more
+	// keeps its worker until its pending events are delivered.
+	workers map[string]*worker
+	// leftovers are the records a previous run left, read when the
+	// outbox was opened, queued by the next Commit.
+	leftovers []leftover
+	started   bool
+	pending   int // queued + in flight, every sink
 
 	// lastFullLog rate-limits the warning about refused uploads.
 	lastFullLog atomic.Int64
@@ -63,17 +77,18 @@ type Manager struct {
 	wg     sync.WaitGroup
 }
 
-// New opens the outbox and builds the sinks of every bucket that has
-// some; it returns nil when no bucket has events. Pending events of a
-// previous run are queued again; Start delivers them.
+// leftover is a record found in the outbox when it was opened.
+type leftover struct {
+	seq     uint64
+	sink    string
+	created int64
+}
+
+// New makes the manager and commits the sinks of buckets. The outbox is
+// opened only once some bucket has sinks (now or after an Update);
+// pending events of a previous run are then queued again. Start
+// delivers.
 func New(cfg config.Events, buckets []config.Bucket, o Options) (*Manager, error) {
-	used := false
-	for _, b := range buckets {
-		used = used || len(b.Events) > 0
-	}
-	if !used {
-		return nil, nil
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -88,114 +103,172 @@ func New(cfg config.Events, buckets []config.Bucket, o Options) (*Manager, error
 		log:      o.Logger,
 		tracer:   o.Tracer.Tracer("github.com/mizuchi-uploadr/mizuchi/internal/events"),
 		hash:     o.HashSubject,
+		build:    o.Sinks,
 		minRetry: o.MinRetryInterval,
 		maxRetry: time.Duration(cfg.MaxRetryIntervalSeconds) * time.Second,
-		routes:   map[string][]*route{},
+		live:     map[*Table]bool{},
 		workers:  map[string]*worker{},
+	}
+	if m.build == nil {
+		m.build = newSink
 	}
 	if m.maxRetry <= 0 {
 		m.maxRetry = config.DefaultEventsMaxRetryInterval * time.Second
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	build := o.Sinks
-	if build == nil {
-		build = newSink
-	}
-	for _, b := range buckets {
-		for i, c := range b.Events {
-			s, err := build(b.Name, i, c)
-			if err != nil {
-				m.closeSinks()
-				return nil, fmt.Errorf("bucket %q: events[%d]: %w", b.Name, i, err)
-			}
-			r := &route{
-				id: fmt.Sprintf("%s/%d", b.Name, i), bucket: b.Name, label: fmt.Sprintf("%s.%d", c.Type, i),
-				typ: c.Type, sink: s, names: c.Events, prefix: c.KeyPrefix, suffix: c.KeySuffix,
-			}
-			m.routes[b.Name] = append(m.routes[b.Name], r)
-			m.workers[r.id] = &worker{m: m, r: r, wake: make(chan struct{}, 1)}
-		}
-	}
-	box, err := openOutbox(cfg.OutboxDir)
-	if err != nil {
-		m.closeSinks()
-		return nil, err
-	}
-	m.box = box
 	m.metrics = newMetrics(o.Registerer, m)
-	if err := m.reload(); err != nil {
-		m.closeSinks()
-		_ = box.close()
+	t, err := m.Prepare(buckets)
+	if err != nil {
+		if b := m.box.Load(); b != nil {
+			_ = b.close()
+		}
 		return nil, err
 	}
+	m.Commit(t)
 	return m, nil
 }
 
-// reload queues what a previous run left in the outbox. Records of sinks
-// that are no longer configured are dropped with a warning.
-func (m *Manager) reload() error {
-	var orphans []uint64
-	err := m.box.scan(func(seq uint64, sink string, created int64) {
-		w := m.workers[sink]
-		if w == nil {
-			orphans = append(orphans, seq)
-			return
-		}
-		w.queue = append(w.queue, item{seq: seq, created: time.Unix(0, created)})
-		m.pending++
-	})
+// Update builds the sinks of buckets and makes them current (Prepare
+// then Commit). The table it replaces is released.
+func (m *Manager) Update(buckets []config.Bucket) error {
+	t, err := m.Prepare(buckets)
 	if err != nil {
-		return fmt.Errorf("events outbox: %w", err)
+		return err
 	}
-	for _, seq := range orphans {
-		if err := m.box.remove(seq); err != nil {
-			return fmt.Errorf("events outbox: %w", err)
-		}
-	}
-	if len(orphans) > 0 {
-		m.log.Warn("events outbox: dropped events of sinks no longer configured", slog.Int("events", len(orphans)))
-	}
-	if m.pending > 0 {
-		m.log.Info("events outbox: delivering events left by the previous run", slog.Int("events", m.pending))
+	m.mu.Lock()
+	old := m.current
+	m.mu.Unlock()
+	m.Commit(t)
+	if old != nil {
+		m.Release(old)
 	}
 	return nil
 }
 
-// Start runs one delivery worker per sink until Close.
+// openBox opens the outbox once and reads what a previous run left.
+func (m *Manager) openBox() error {
+	if m.box.Load() != nil {
+		return nil
+	}
+	box, err := openOutbox(m.cfg.OutboxDir)
+	if err != nil {
+		return err
+	}
+	var left []leftover
+	if err := box.scan(func(seq uint64, sink string, created int64) {
+		left = append(left, leftover{seq, sink, created})
+	}); err != nil {
+		_ = box.close()
+		return fmt.Errorf("events outbox: %w", err)
+	}
+	m.mu.Lock()
+	m.leftovers = left
+	m.mu.Unlock()
+	m.box.Store(box)
+	return nil
+}
+
+// queueLeftoversLocked queues the records of a previous run on their
+// sinks' workers; it returns those of sinks no longer configured, which
+// the caller removes.
+func (m *Manager) queueLeftoversLocked() (orphans []uint64) {
+	queued := 0
+	for _, l := range m.leftovers {
+		w := m.workers[l.sink]
+		if w == nil || !w.active {
+			orphans = append(orphans, l.seq)
+			continue
+		}
+		w.queue = append(w.queue, item{seq: l.seq, created: time.Unix(0, l.created)})
+		m.pending++
+		queued++
+	}
+	m.leftovers = nil
+	if len(orphans) > 0 {
+		m.log.Warn("events outbox: dropped events of sinks no longer configured", slog.Int("events", len(orphans)))
+	}
+	if queued > 0 {
+		m.log.Info("events outbox: delivering events left by the previous run", slog.Int("events", queued))
+	}
+	return orphans
+}
+
+// Start runs one delivery worker per sink until Close; sinks added later
+// start at once.
 func (m *Manager) Start() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.started = true
 	for _, w := range m.workers {
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			w.run()
-		}()
+		m.runLocked(w)
 	}
 }
 
+// runLocked starts w's goroutine once the manager is started.
+func (m *Manager) runLocked(w *worker) {
+	if !m.started || w.running {
+		return
+	}
+	w.running = true
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		w.run()
+	}()
+}
+
 // Close stops the workers (an in-flight delivery is cancelled and stays
-// pending), closes the sinks and the outbox.
+// pending), closes the sinks and the outbox. Tables not committed are
+// the caller's to release.
 func (m *Manager) Close() error {
 	m.cancel()
 	m.wg.Wait()
-	m.closeSinks()
-	return m.box.close()
+	m.mu.Lock()
+	var sinks []Sink
+	for _, w := range m.workers {
+		sinks = append(sinks, w.r.sink)
+		sinks = append(sinks, w.stale...)
+		w.stale = nil
+	}
+	m.workers = map[string]*worker{}
+	m.mu.Unlock()
+	closeSinks(sinks)
+	if b := m.box.Load(); b != nil {
+		return b.close()
+	}
+	return nil
 }
 
-func (m *Manager) closeSinks() {
-	for _, rs := range m.routes {
-		for _, r := range rs {
-			_ = r.sink.Close()
+func closeSinks(sinks []Sink) {
+	seen := map[Sink]bool{}
+	for _, s := range sinks {
+		if s != nil && !seen[s] {
+			seen[s] = true
+			_ = s.Close()
 		}
 	}
 }
 
-// Has reports whether the bucket has sinks.
-func (m *Manager) Has(bucket string) bool { return len(m.routes[bucket]) > 0 }
+// Current is the table of the newest committed configuration.
+func (m *Manager) Current() *Table {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.current
+}
 
-// Admit refuses a new upload with ErrFull when the outbox is full and
-// on_full is refuse. It is asked before the body is read.
-func (m *Manager) Admit(bucket string) error {
-	if !m.Has(bucket) || m.cfg.OnFull != "refuse" {
+// Has reports whether the bucket has sinks in the current table.
+func (m *Manager) Has(bucket string) bool { return m.Current().Has(bucket) }
+
+// Admit asks the current table (see Table.Admit).
+func (m *Manager) Admit(bucket string) error { return m.Current().Admit(bucket) }
+
+// Notify records with the current table (see Table.Notify).
+func (m *Manager) Notify(o *Object) error { return m.Current().Notify(o) }
+
+// admit refuses a new upload with ErrFull when the outbox is full and
+// on_full is refuse.
+func (m *Manager) admit(bucket string) error {
+	if m.cfg.OnFull != "refuse" {
 		return nil
 	}
 	m.mu.Lock()
@@ -212,19 +285,10 @@ func (m *Manager) Admit(bucket string) error {
 	return nil
 }
 
-// Notify records the event of a stored object for every sink of its
-// bucket that wants it; it returns once the record is durable. An error
-// means the event is not recorded.
-func (m *Manager) Notify(o *Object) error {
-	var rs []*route
-	for _, r := range m.routes[o.Bucket] {
-		if r.matches(o.EventName, o.Key) {
-			rs = append(rs, r)
-		}
-	}
-	if len(rs) == 0 {
-		return nil
-	}
+// notify records the event of a stored object for the routes rs (the
+// sinks of its bucket that want it); it returns once the record is
+// durable. An error means the event is not recorded.
+func (m *Manager) notify(rs []*route, o *Object) error {
 	if o.Time.IsZero() {
 		o.Time = time.Now()
 	}
@@ -244,25 +308,41 @@ func (m *Manager) Notify(o *Object) error {
 	if m.cfg.OnFull == "drop_oldest" {
 		m.makeRoom(len(rs))
 	}
-	seqs, err := m.box.put(entries)
+	seqs, err := m.box.Load().put(entries)
 	if err != nil {
 		for _, r := range rs {
 			m.metrics.events.WithLabelValues(r.bucket, r.label, "failed").Inc()
 		}
 		return fmt.Errorf("events outbox: %w", err)
 	}
+	ws := make([]*worker, len(rs))
 	m.mu.Lock()
 	for i, r := range rs {
+		// The worker of the sink id: it exists while a live table names
+		// the id (see reapLocked), and delivers with the newest settings
+		// of that sink.
 		w := m.workers[r.id]
+		if w == nil {
+			w = m.newWorkerLocked(r)
+		}
 		w.queue = append(w.queue, item{seq: seqs[i], created: o.Time})
 		m.pending++
+		ws[i] = w
 	}
 	m.mu.Unlock()
-	for _, r := range rs {
+	for i, r := range rs {
 		m.metrics.events.WithLabelValues(r.bucket, r.label, "queued").Inc()
-		m.workers[r.id].poke()
+		ws[i].poke()
 	}
 	return nil
+}
+
+// newWorkerLocked adds (and once started, runs) the worker of r's sink.
+func (m *Manager) newWorkerLocked(r *route) *worker {
+	w := &worker{m: m, r: r, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	m.workers[r.id] = w
+	m.runLocked(w)
+	return w
 }
 
 // makeRoom drops the oldest queued events until n more fit.
@@ -287,13 +367,16 @@ func (m *Manager) makeRoom(n int) {
 		it := oldest.queue[0]
 		oldest.queue = oldest.queue[1:]
 		m.pending--
+		r := oldest.r
+		stop := m.reapLocked()
 		m.mu.Unlock()
-		if err := m.box.remove(it.seq); err != nil {
+		closeSinks(stop)
+		if err := m.box.Load().remove(it.seq); err != nil {
 			m.log.Error("events outbox: removing a dropped event", slog.Any("error", err))
 		}
-		m.metrics.events.WithLabelValues(oldest.r.bucket, oldest.r.label, "failed").Inc()
-		m.log.Warn("events outbox full: dropped the oldest event", slog.String("bucket", oldest.r.bucket),
-			slog.String("sink", oldest.r.label), slog.Int("max_pending", m.cfg.MaxPending))
+		m.metrics.events.WithLabelValues(r.bucket, r.label, "failed").Inc()
+		m.log.Warn("events outbox full: dropped the oldest event", slog.String("bucket", r.bucket),
+			slog.String("sink", r.label), slog.Int("max_pending", m.cfg.MaxPending))
 	}
 }
 
@@ -324,13 +407,23 @@ type item struct {
 	created time.Time
 }
 
-// worker delivers the events of one sink, oldest first.
+// worker delivers the events of one sink id, oldest first, with the
+// newest settings of that sink (r, replaced by Commit).
 type worker struct {
-	m     *Manager
+	m    *Manager
+	wake chan struct{}
+	// stop is closed when the worker is reaped.
+	stop chan struct{}
+	// The rest is guarded by m.mu.
 	r     *route
-	wake  chan struct{}
-	queue []item // guarded by m.mu
-	busy  *item  // guarded by m.mu
+	queue []item
+	busy  *item
+	// active: the current table names this sink.
+	active bool
+	// stale are replaced sinks to close once the delivery in flight
+	// with one of them ended.
+	stale   []Sink
+	running bool
 }
 
 func (w *worker) poke() {
@@ -346,6 +439,7 @@ func (w *worker) run() {
 	for {
 		m.mu.Lock()
 		var it item
+		r := w.r
 		ok := len(w.queue) > 0
 		if ok {
 			it = w.queue[0]
@@ -357,11 +451,13 @@ func (w *worker) run() {
 			select {
 			case <-m.ctx.Done():
 				return
+			case <-w.stop:
+				return
 			case <-w.wake:
 				continue
 			}
 		}
-		err := w.deliver(it, failures+1)
+		err := w.deliver(r, it, failures+1)
 		m.mu.Lock()
 		w.busy = nil
 		if err != nil {
@@ -371,7 +467,11 @@ func (w *worker) run() {
 		} else {
 			m.pending--
 		}
+		stale := w.stale
+		w.stale = nil
+		stale = append(stale, m.reapLocked()...)
 		m.mu.Unlock()
+		closeSinks(stale)
 		if err == nil {
 			failures = 0
 			continue
@@ -381,23 +481,27 @@ func (w *worker) run() {
 		}
 		failures++
 		wait := backoff(m.minRetry, m.maxRetry, failures)
-		m.log.Warn("event delivery failed; retrying", slog.String("bucket", w.r.bucket), slog.String("sink", w.r.label),
+		m.log.Warn("event delivery failed; retrying", slog.String("bucket", r.bucket), slog.String("sink", r.label),
 			slog.Int("attempt", failures), slog.String("retry_in", wait.Round(time.Millisecond).String()), slog.Any("error", err))
 		t := time.NewTimer(wait)
 		select {
 		case <-m.ctx.Done():
 			t.Stop()
 			return
+		case <-w.wake:
+			// A new event or new settings (Commit pokes): try now.
+			t.Stop()
 		case <-t.C:
 		}
 	}
 }
 
-// deliver sends one event and removes it from the outbox once
-// acknowledged.
-func (w *worker) deliver(it item, attempt int) error {
+// deliver sends one event through r's sink and removes it from the
+// outbox once acknowledged.
+func (w *worker) deliver(r *route, it item, attempt int) error {
 	m := w.m
-	e, ok, err := m.box.get(it.seq)
+	box := m.box.Load()
+	e, ok, err := box.get(it.seq)
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
@@ -411,27 +515,27 @@ func (w *worker) deliver(it item, attempt int) error {
 		}
 	}
 	opts = append(opts, trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
-		attribute.String("mizuchi.bucket", w.r.bucket),
-		attribute.String("mizuchi.event.sink", w.r.label),
+		attribute.String("mizuchi.bucket", r.bucket),
+		attribute.String("mizuchi.event.sink", r.label),
 		attribute.String("mizuchi.event.id", e.ID),
 		attribute.Int("mizuchi.event.attempt", attempt),
 	))
-	ctx, span := m.tracer.Start(m.ctx, "events.deliver "+w.r.typ, opts...)
+	ctx, span := m.tracer.Start(m.ctx, "events.deliver "+r.typ, opts...)
 	defer span.End()
-	err = w.r.sink.Deliver(ctx, Delivery{ID: e.ID, Bucket: w.r.bucket, Body: e.Body})
+	err = r.sink.Deliver(ctx, Delivery{ID: e.ID, Bucket: r.bucket, Body: e.Body})
 	if err != nil {
 		span.SetStatus(codes.Error, "delivery failed")
 		span.RecordError(err)
 		if m.ctx.Err() == nil {
-			m.metrics.events.WithLabelValues(w.r.bucket, w.r.label, "retried").Inc()
+			m.metrics.events.WithLabelValues(r.bucket, r.label, "retried").Inc()
 		}
 		return err
 	}
-	if err := m.box.remove(it.seq); err != nil {
+	if err := box.remove(it.seq); err != nil {
 		// Delivered but still recorded: it will be delivered again.
 		m.log.Error("events outbox: removing a delivered event", slog.Any("error", err))
 	}
-	m.metrics.events.WithLabelValues(w.r.bucket, w.r.label, "delivered").Inc()
+	m.metrics.events.WithLabelValues(r.bucket, r.label, "delivered").Inc()
 	return nil
 }
 

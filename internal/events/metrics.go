@@ -25,13 +25,6 @@ func newMetrics(reg prometheus.Registerer, m *Manager) *metrics {
 		Name: "mizuchi_events_oldest_pending_seconds",
 		Help: "Age of the oldest event delivery waiting in the outbox; 0 when none.",
 	}, func() float64 { _, d := m.stats(); return d.Seconds() })
-	for _, rs := range m.routes {
-		for _, r := range rs {
-			for _, res := range []string{"queued", "delivered", "retried", "failed"} {
-				mt.events.WithLabelValues(r.bucket, r.label, res)
-			}
-		}
-	}
 	if reg != nil {
 		reg.MustRegister(mt.events, pending, oldest)
 	}

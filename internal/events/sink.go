@@ -29,8 +29,13 @@ type route struct {
 	id     string
 	bucket string
 	// label names it in metrics and logs: "<type>.<index>".
-	label  string
-	typ    string
+	label string
+	typ   string
+	// cfg is the sink's configuration: a reload rebuilds the sink when
+	// it changed.
+	cfg config.EventSink
+	// files is a digest of the files the sink read when it was built.
+	files  string
 	sink   Sink
 	names  []string
 	prefix string
@@ -48,4 +53,12 @@ func (r *route) matches(eventName, key string) bool {
 		}
 	}
 	return false
+}
+
+// bucketOf is the bucket of a sink id "<bucket>/<index>".
+func bucketOf(id string) string {
+	if i := strings.LastIndexByte(id, '/'); i >= 0 {
+		return id[:i]
+	}
+	return id
 }
