@@ -32,6 +32,9 @@ func (c *Config) Summary() string {
 		}
 		w("      limits: max object %s; PUTs over %s split into %s parts, %d at a time; content types: %s",
 			u.MaxObjectSize, u.MultipartThreshold, u.PartSize, u.ConcurrentParts, types)
+		if l := bk.Limits.summary(); l != "" {
+			w("      fair use: %s", l)
+		}
 	}
 	if c.Metrics.On() {
 		w("metrics: http://%s/metrics", c.Metrics.Address)

@@ -90,6 +90,8 @@ type Bucket struct {
 	// CORS lets browser pages on other origins upload; omitted means
 	// cross-origin requests are refused (preflights get 403).
 	CORS *CORS `yaml:"cors"`
+	// Limits are fair-use limits per subject and per bucket (limits.go).
+	Limits Limits `yaml:"limits"`
 }
 
 // CORS is the cross-origin policy of a bucket, as S3's bucket CORS rules.

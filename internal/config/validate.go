@@ -159,6 +159,7 @@ func (k *checker) buckets() {
 		k.authz(b, p)
 		k.upload(b, p)
 		k.cors(b.CORS, p+".cors")
+		k.limits(b, p)
 	}
 }
 
