@@ -21,6 +21,7 @@ import (
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
 	s3backend "github.com/mizuchi-uploadr/mizuchi/internal/backend/s3"
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
+	"github.com/mizuchi-uploadr/mizuchi/internal/limits"
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api"
 	"github.com/mizuchi-uploadr/mizuchi/internal/state"
 	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
@@ -51,6 +52,8 @@ type App struct {
 	// (state.go).
 	shared    state.Store
 	uploadIDs *s3api.UploadIDs
+	// limiter enforces buckets' limits (limits.go); nil: no bucket has any.
+	limiter *limits.Limiter
 
 	inflight sync.WaitGroup
 }

@@ -45,6 +45,7 @@ func (a *App) buildBucket(ctx context.Context, c *config.Bucket) (*s3api.Bucket,
 		Upload:  c.Upload,
 		Region:  "us-east-1",
 		CORS:    c.CORS,
+		Limits:  a.bucketLimits(c),
 	}
 	if c.Auth != nil && c.Auth.SigV4 != nil && c.Auth.SigV4.Region != "" {
 		b.Region = c.Auth.SigV4.Region

@@ -20,6 +20,7 @@ import (
 	"github.com/mizuchi-uploadr/mizuchi/internal/authz"
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
+	"github.com/mizuchi-uploadr/mizuchi/internal/limits"
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api/s3err"
 	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
 )
@@ -45,6 +46,8 @@ type Bucket struct {
 	Region string
 	// CORS is the bucket's cross-origin policy; nil refuses preflights.
 	CORS *config.CORS
+	// Limits are the bucket's fair-use limits; nil: none (fairuse.go).
+	Limits *limits.Bucket
 
 	segments []string
 }
@@ -234,7 +237,7 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) (err error) {
 	path := r.URL.EscapedPath()
 	b, rawKey, ok := h.router.Match(path)
 	if !ok {
@@ -302,6 +305,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error 
 	if err := h.authorize(ctx, r, s, b, req); err != nil {
 		return err
 	}
+	if err := h.admit(ctx, r, s, b, req); err != nil {
+		return err
+	}
+	defer func() { s.ticket.Done(err == nil) }()
 	if h.metrics != nil {
 		g := h.metrics.InflightUploads.WithLabelValues(b.Name)
 		g.Inc()
@@ -439,7 +446,7 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, s *Scope) er
 // timeout of server.body_idle_timeout_seconds.
 func (h *Handler) newBody(w http.ResponseWriter, r *http.Request) *body {
 	rc := http.NewResponseController(w)
-	return newBody(r.Body, r.ContentLength).withIdleTimeout(h.bodyIdle, rc.SetReadDeadline)
+	return newBody(limitedBody(r), r.ContentLength).withIdleTimeout(h.bodyIdle, rc.SetReadDeadline)
 }
 
 // idleReader moves the connection's read deadline before every Read, so
