@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/redisserver"
 	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/versitygw"
 )
 
@@ -401,5 +402,79 @@ func TestLimitsDailyQuota(t *testing.T) {
 	limMustPut(t, m.URL, "/quota/bob", limBobKey, limBobSecret, randomBytes(t, 10<<20))
 	if n := azMetric(t, m.MetricsURL, "mizuchi_limit_refusals_total", `bucket="quota"`, `limit="bytes_per_day"`); n != 3 {
 		t.Fatalf("refusals{bytes_per_day} = %v, want 3", n)
+	}
+}
+
+// TestLimitsSharedByReplicas: two replicas with one redis-server share
+// the counters: one concurrency limit and one rate limit between them,
+// whichever replica a request reaches; with the store down, limited
+// requests are refused (fail closed).
+func TestLimitsSharedByReplicas(t *testing.T) {
+	vgw := versitygw.Start(t)
+	vgw.CreateBucket(t, limStore)
+	redis := redisserver.Start(t, soRedisPass)
+	state := "state:\n  backend: redis\n  redis:\n    address: " + redis.Addr + "\n    password: \"" + soRedisPass + "\"\n    key_prefix: \"lim:\"\n    timeout_seconds: 1\n"
+	cfg := fmt.Sprintf(limConfig, vgw.Endpoint, vgw.AccessKey, vgw.SecretKey, state)
+	r1, r2 := startMizuchi(t, cfg), startMizuchi(t, cfg)
+	soWaitReady(t, r1)
+	soWaitReady(t, r2)
+
+	// One upload of alice on each replica: her third, on either, is refused.
+	h1 := limHold(t, r1.URL, "/conc/on-one", limAliceKey, limAliceSecret, 64<<10)
+	h2 := limHold(t, r2.URL, "/conc/on-two", limAliceKey, limAliceSecret, 64<<10)
+	waitMetric(t, r1.MetricsURL, "mizuchi_inflight_uploads", 1, `bucket="conc"`)
+	waitMetric(t, r2.MetricsURL, "mizuchi_inflight_uploads", 1, `bucket="conc"`)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, r := range []*Mizuchi{r1, r2} {
+		resp, text, err := limPut(ctx, r.URL, "/conc/third", limAliceKey, limAliceSecret, strings.NewReader("x"), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		limWantRefusal(t, "third upload on "+r.URL, resp, text, 503, "SlowDown", true)
+	}
+	limMustPut(t, r1.URL, "/conc/bob", limBobKey, limBobSecret, []byte("bob"))
+	for _, h := range []*heldUpload{h1, h2} {
+		if r := h.finish(t); r.err != nil || r.status != 200 {
+			t.Fatalf("held upload: %d %s %v", r.status, r.text, r.err)
+		}
+	}
+	limMustPut(t, r2.URL, "/conc/after", limAliceKey, limAliceSecret, []byte("again"))
+
+	// 20 back-to-back PUTs alternating between the replicas: one bucket
+	// of 5 tokens for both, not 5 each.
+	ok := 0
+	start := time.Now()
+	for i := range 20 {
+		r := []*Mizuchi{r1, r2}[i%2]
+		resp, text, err := limPut(ctx, r.URL, fmt.Sprintf("/rate/shared-%d", i), limAliceKey, limAliceSecret, strings.NewReader("x"), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode == 200 {
+			ok++
+			continue
+		}
+		limWantRefusal(t, fmt.Sprintf("PUT %d", i), resp, text, 503, "SlowDown", true)
+	}
+	elapsed := time.Since(start)
+	allowed := 5 + int(elapsed.Seconds()*5) + 1
+	t.Logf("%d of 20 accepted by two replicas in %v (at most %d may pass)", ok, elapsed, allowed)
+	if ok < 5 || ok > allowed {
+		t.Fatalf("%d accepted in %v: want between 5 and %d", ok, elapsed, allowed)
+	}
+
+	// The store is down: limited requests fail closed.
+	redis.Stop()
+	resp, text, err := limPut(ctx, r1.URL, "/rate/store-down", limBobKey, limBobSecret, strings.NewReader("x"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limWantRefusal(t, "PUT with the store down", resp, text, 503, "SlowDown", true)
+	if vgw.Head(t, limStore, "store-down") != nil {
+		t.Fatal("a request refused with the store down stored an object")
+	}
+	if n := azMetric(t, r1.MetricsURL, "mizuchi_limit_refusals_total", `bucket="rate"`, `limit="unavailable"`); n != 1 {
+		t.Fatalf("refusals{unavailable} = %v, want 1", n)
 	}
 }
