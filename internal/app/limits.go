@@ -13,7 +13,9 @@ import (
 // counters live in the shared store with redis (one Lua script per
 // admission), else in this process.
 func (a *App) bucketLimits(c *config.Bucket) *limits.Bucket {
-	if c.Limits.PerSubject.IsZero() && c.Limits.PerBucket.IsZero() {
+	// An OPA decision may set a subject's limits on any bucket with OPA.
+	opa := c.Authz != nil && c.Authz.Enabled && c.Authz.OPA != nil
+	if c.Limits.PerSubject.IsZero() && c.Limits.PerBucket.IsZero() && !opa {
 		return nil
 	}
 	if a.limiter == nil {
@@ -24,7 +26,7 @@ func (a *App) bucketLimits(c *config.Bucket) *limits.Bucket {
 		a.limiter = limits.New(counters, limits.NewMetrics(a.registry))
 		a.log.Info("limits", slog.String("counters", a.limiter.Backend()))
 	}
-	return a.limiter.Bucket(c.Name, limitSet(c.Limits.PerSubject), limitSet(c.Limits.PerBucket))
+	return a.limiter.NewBucket(c.Name, limitSet(c.Limits.PerSubject), limitSet(c.Limits.PerBucket))
 }
 
 func limitSet(s config.LimitSet) limits.Set {

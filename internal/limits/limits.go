@@ -137,6 +137,12 @@ func (l *Limiter) Bucket(name string, perSubject, perBucket Set) *Bucket {
 	if perSubject.IsZero() && perBucket.IsZero() {
 		return nil
 	}
+	return l.NewBucket(name, perSubject, perBucket)
+}
+
+// NewBucket returns the limits of the bucket name, even when both sets
+// are zero: a policy decision may still set a subject's limits.
+func (l *Limiter) NewBucket(name string, perSubject, perBucket Set) *Bucket {
 	return &Bucket{l: l, name: name, id: hashID("bucket", name), perSubject: perSubject, perBucket: perBucket}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/auth"
+	"github.com/mizuchi-uploadr/mizuchi/internal/authz"
 	"github.com/mizuchi-uploadr/mizuchi/internal/limits"
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api/s3err"
 )
@@ -107,4 +109,46 @@ func limitedBody(r *http.Request) io.Reader {
 		return s.ticket.Body(r.Context(), r.Body)
 	}
 	return r.Body
+}
+
+// decide asks the bucket's policy engine; an allow that carries limits
+// (OPA: {"allow": true, "limits": {…}}) replaces the subject's limits for
+// this request.
+func (h *Handler) decide(ctx context.Context, s *Scope, b *Bucket, in *authz.Input) (bool, error) {
+	la, ok := b.Authz.(authz.LimitingAuthorizer)
+	if !ok || b.Limits == nil {
+		return b.Authz.Authorize(ctx, in)
+	}
+	allow, lim, err := la.AuthorizeLimits(ctx, in)
+	if err == nil && allow && lim != nil {
+		set := overrideLimits(b.Limits.PerSubject(), lim)
+		s.limitOverride = &set
+	}
+	return allow, err
+}
+
+// overrideLimits is base with the values the decision sets.
+func overrideLimits(base limits.Set, l *authz.Limits) limits.Set {
+	if l.RequestsPerSecond != nil {
+		base.RequestsPerSecond = *l.RequestsPerSecond
+	}
+	if l.Burst != nil {
+		base.Burst = *l.Burst
+	}
+	if base.RequestsPerSecond > 0 && base.Burst < 1 {
+		base.Burst = int64(math.Ceil(base.RequestsPerSecond))
+	}
+	if l.ConcurrentUploads != nil {
+		base.ConcurrentUploads = *l.ConcurrentUploads
+	}
+	if l.BytesPerSecond != nil {
+		base.BytesPerSecond = *l.BytesPerSecond
+		if base.BytesPerSecond > 0 {
+			base.BytesPerSecond = max(base.BytesPerSecond, 1024)
+		}
+	}
+	if l.BytesPerDay != nil {
+		base.BytesPerDay = *l.BytesPerDay
+	}
+	return base
 }

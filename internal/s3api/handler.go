@@ -406,7 +406,7 @@ func (h *Handler) authorize(ctx context.Context, r *http.Request, s *Scope, b *B
 			AuthMethod:    string(s.Principal.Method),
 		},
 	}
-	allowed, err := b.Authz.Authorize(ctx, in)
+	allowed, err := h.decide(ctx, s, b, in)
 	if err != nil {
 		return s3err.ErrServiceUnavailable.WithMessage("The authorization service is unavailable.").WithCause(err)
 	}
