@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -477,4 +479,56 @@ func TestLimitsSharedByReplicas(t *testing.T) {
 	if n := azMetric(t, r1.MetricsURL, "mizuchi_limit_refusals_total", `bucket="rate"`, `limit="unavailable"`); n != 1 {
 		t.Fatalf("refusals{unavailable} = %v, want 1", n)
 	}
+}
+
+// limPolicy lowers alice's burst to 2 (and her refill to nearly none);
+// bob gets a plain true and keeps the bucket's limits.
+const limPolicy = `package mizuchi
+
+default allow := true
+
+allow := {"allow": true, "limits": {"requests_per_second": 0.001, "burst": 2}} if input.subject == "alice"
+`
+
+// TestLimitsSetByPolicy: an OPA decision with limits overrides the
+// bucket's per-subject limits for that subject; a plain true keeps them.
+func TestLimitsSetByPolicy(t *testing.T) {
+	vgw := versitygw.Start(t)
+	vgw.CreateBucket(t, limStore)
+	policy := filepath.Join(t.TempDir(), "limits.rego")
+	if err := os.WriteFile(policy, []byte(limPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(limConfig, vgw.Endpoint, vgw.AccessKey, vgw.SecretKey, "") + `  - name: policed
+    path_prefix: /policed
+    s3: *s3
+    auth: *auth
+    authz: { enabled: true, opa: { policy_file: "` + policy + `" } }
+    limits: { per_subject: { requests_per_second: 0.01, burst: 5 } }
+`
+	m := startMizuchi(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	put := func(path, ak, sk string) (*http.Response, string) {
+		resp, text, err := limPut(ctx, m.URL, path, ak, sk, strings.NewReader("x"), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, text
+	}
+	for i := range 2 {
+		if resp, text := put(fmt.Sprintf("/policed/alice-%d", i), limAliceKey, limAliceSecret); resp.StatusCode != 200 {
+			t.Fatalf("alice PUT %d: %d %s", i, resp.StatusCode, text)
+		}
+	}
+	resp, text := put("/policed/alice-2", limAliceKey, limAliceSecret)
+	limWantRefusal(t, "alice's third PUT (policy burst 2)", resp, text, 503, "SlowDown", true)
+	// Bob keeps the bucket's burst of 5 (and its refill of 1 per 100 s).
+	for i := range 5 {
+		if resp, text := put(fmt.Sprintf("/policed/bob-%d", i), limBobKey, limBobSecret); resp.StatusCode != 200 {
+			t.Fatalf("bob PUT %d: %d %s", i, resp.StatusCode, text)
+		}
+	}
+	resp, text = put("/policed/bob-5", limBobKey, limBobSecret)
+	limWantRefusal(t, "bob's sixth PUT (bucket burst 5)", resp, text, 503, "SlowDown", true)
 }
