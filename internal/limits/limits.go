@@ -204,7 +204,7 @@ func (b *Bucket) Admit(ctx context.Context, ask Ask) (*Ticket, error) {
 	}
 	t := &Ticket{b: b, a: a}
 	if a.needsCounters() {
-		if ask.Upload {
+		if ask.Upload && a.holdsLease() {
 			a.lease = newLeaseID()
 		}
 		ref, err := b.l.counters.admit(ctx, a)
@@ -216,7 +216,7 @@ func (b *Bucket) Admit(ctx context.Context, ask Ask) (*Ticket, error) {
 			b.l.metrics.refused(b.name, ref.Limit)
 			return nil, ref
 		}
-		if a.lease != "" && a.holdsLease() {
+		if a.lease != "" {
 			t.stop = make(chan struct{})
 			go t.renewLoop()
 		}
