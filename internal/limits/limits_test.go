@@ -178,3 +178,17 @@ func TestNoLimitsNoBucket(t *testing.T) {
 		t.Fatal("a bucket without limits must be nil")
 	}
 }
+
+func TestMetricsLint(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := limits.NewMetrics(reg)
+	m.Refusals.WithLabelValues("b", limits.LimitRate).Inc()
+	m.Shaped.WithLabelValues("b").Set(1)
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+}
