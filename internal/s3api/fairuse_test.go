@@ -1,11 +1,20 @@
 package s3api
 
 import (
+	"context"
 	"crypto/md5"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/mizuchi-uploadr/mizuchi/internal/auth"
+	"github.com/mizuchi-uploadr/mizuchi/internal/s3api/s3err"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
 	"github.com/mizuchi-uploadr/mizuchi/internal/limits"
@@ -95,4 +104,46 @@ func httptestRequest(t *testing.T, query string) *http.Request {
 		t.Fatal(err)
 	}
 	return r
+}
+
+func TestLimitSubjectPerMethod(t *testing.T) {
+	r := httptestRequest(t, "")
+	r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIAONE/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00")
+	for _, tt := range []struct {
+		p    *auth.Principal
+		ip   string
+		want string
+	}{
+		{&auth.Principal{Subject: "shared-subject", Method: auth.MethodSigV4}, "192.0.2.1", "sigv4:AKIAONE"},
+		{&auth.Principal{Subject: "alice", Method: auth.MethodJWT}, "192.0.2.1", "jwt:alice"},
+		{&auth.Principal{Subject: auth.AnonymousSubject, Method: auth.MethodAnonymous}, "192.0.2.1", "ip:192.0.2.1"},
+		{&auth.Principal{Subject: auth.AnonymousSubject, Method: auth.MethodAnonymous}, "192.0.2.2", "ip:192.0.2.2"},
+	} {
+		if got := limitSubject(r, &Scope{Principal: tt.p, ClientIP: tt.ip}); got != tt.want {
+			t.Errorf("%s %s: got %q, want %q", tt.p.Method, tt.ip, got, tt.want)
+		}
+	}
+}
+
+func TestRefusalIsASpanEvent(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	ctx, span := tp.Tracer("t").Start(context.Background(), "request")
+	err := refusal(ctx, &limits.Refusal{Limit: limits.LimitConcurrency, Scope: limits.ScopeSubject, RetryAfter: time.Second})
+	span.End()
+	var e *s3err.Error
+	if !errors.As(err, &e) || e.Code != "SlowDown" || e.Header.Get("Retry-After") != "1" {
+		t.Fatalf("got %v", err)
+	}
+	ev := rec.Ended()[0].Events()
+	if len(ev) != 1 || ev[0].Name != "limit.refused" {
+		t.Fatalf("events %+v", ev)
+	}
+	attrs := map[string]string{}
+	for _, a := range ev[0].Attributes {
+		attrs[string(a.Key)] = a.Value.Emit()
+	}
+	if attrs["mizuchi.limit"] != "concurrent_uploads" || attrs["mizuchi.limit.scope"] != "per_subject" || len(attrs) != 2 {
+		t.Fatalf("event attributes %v", attrs)
+	}
 }
