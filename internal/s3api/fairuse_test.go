@@ -141,7 +141,7 @@ func TestRefusalIsASpanEvent(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, a := range ev[0].Attributes {
-		attrs[string(a.Key)] = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
 	}
 	if attrs["mizuchi.limit"] != "concurrent_uploads" || attrs["mizuchi.limit.scope"] != "per_subject" || len(attrs) != 2 {
 		t.Fatalf("event attributes %v", attrs)
