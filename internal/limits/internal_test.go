@@ -4,6 +4,12 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mizuchi-uploadr/mizuchi/internal/config"
+	"github.com/mizuchi-uploadr/mizuchi/internal/state"
+	"github.com/mizuchi-uploadr/mizuchi/internal/testutil/redisserver"
 )
 
 func TestLeaseExpiresWithoutRenewal(t *testing.T) {
@@ -69,5 +75,43 @@ func TestMemorySweepDropsFullBuckets(t *testing.T) {
 	m.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d entries left after a day", n)
+	}
+}
+
+func TestSharedLeaseRenewal(t *testing.T) {
+	srv := redisserver.Start(t, "")
+	st, err := state.NewRedis(config.StateRedis{Address: srv.Addr, KeyPrefix: "t:", TimeoutSeconds: 2}, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b := New(NewShared(st), nil).Bucket("b", Set{ConcurrentUploads: 1}, Set{})
+	tk, err := b.Admit(context.Background(), Ask{Subject: "a", Upload: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	score := func() int64 {
+		v, err := st.RunScript(context.Background(), "t", redis.NewScript(`return tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))`),
+			[]string{tk.a.scopes[0].leaseKey()}, tk.a.lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := v.(int64)
+		return n
+	}
+	first := score()
+	if first == 0 {
+		t.Fatal("no lease in the store")
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := NewShared(st).renew(context.Background(), tk.a); err != nil {
+		t.Fatal(err)
+	}
+	if renewed := score(); renewed <= first {
+		t.Fatalf("lease expiry %d after renewal, was %d", renewed, first)
+	}
+	tk.Done(true)
+	if score() != 0 {
+		t.Fatal("lease left after Done")
 	}
 }
