@@ -21,6 +21,7 @@ import (
 	s3backend "github.com/mizuchi-uploadr/mizuchi/internal/backend/s3"
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
 	"github.com/mizuchi-uploadr/mizuchi/internal/events"
+	"github.com/mizuchi-uploadr/mizuchi/internal/limits"
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api"
 	"github.com/mizuchi-uploadr/mizuchi/internal/state"
 	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
@@ -61,6 +62,8 @@ type App struct {
 	// when no key is configured (state.go). Both are the process's.
 	shared    state.Store
 	uploadIDs *s3api.UploadIDs
+	// limiter enforces buckets' limits (limits.go); nil: no bucket has any.
+	limiter *limits.Limiter
 
 	inflight sync.WaitGroup
 	// admission bounds connections and uploads in flight (admission.go).

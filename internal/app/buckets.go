@@ -46,6 +46,7 @@ func (a *generation) buildBucket(ctx context.Context, c *config.Bucket) (*s3api.
 		Upload:  c.Upload,
 		Region:  "us-east-1",
 		CORS:    c.CORS,
+		Limits:  a.bucketLimits(c),
 	}
 	if c.Auth != nil && c.Auth.SigV4 != nil && c.Auth.SigV4.Region != "" {
 		b.Region = c.Auth.SigV4.Region

@@ -85,6 +85,7 @@ type Cache struct {
 type entry struct {
 	key        string
 	allow      bool
+	limits     *Limits
 	expires    time.Time
 	prev, next *entry
 }
@@ -121,8 +122,31 @@ func NewCache(inner Authorizer, opts CacheOptions) *Cache {
 
 // Authorize answers from the cache or asks the engine.
 func (c *Cache) Authorize(ctx context.Context, in *Input) (bool, error) {
+	allow, _, err := c.AuthorizeLimits(ctx, in)
+	return allow, err
+}
+
+// decided is an engine's answer: an allow may carry limits.
+type decided struct {
+	allow  bool
+	limits *Limits
+}
+
+// ask calls the engine, with limits when it can give them.
+func (c *Cache) ask(ctx context.Context, in *Input) (decided, error) {
+	if l, ok := c.inner.(LimitingAuthorizer); ok {
+		allow, lim, err := l.AuthorizeLimits(ctx, in)
+		return decided{allow, lim}, err
+	}
+	allow, err := c.inner.Authorize(ctx, in)
+	return decided{allow: allow}, err
+}
+
+// AuthorizeLimits answers from the cache or asks the engine; the limits
+// of an allow are cached with it.
+func (c *Cache) AuthorizeLimits(ctx context.Context, in *Input) (bool, *Limits, error) {
 	if in == nil {
-		return false, ErrNoInput
+		return false, nil, ErrNoInput
 	}
 	var span trace.Span
 	if c.tracer != nil {
@@ -133,10 +157,10 @@ func (c *Cache) Authorize(ctx context.Context, in *Input) (bool, error) {
 	kb := c.keys.Get().(*KeyBuilder)
 	key, ok := kb.Key(in)
 	if ok && c.ttl > 0 {
-		if allow, hit := c.lookup(key); hit {
+		if d, hit := c.lookup(key); hit {
 			c.keys.Put(kb)
-			c.record(span, allow, nil, true)
-			return allow, nil
+			c.record(span, d.allow, nil, true)
+			return d.allow, d.limits, nil
 		}
 	}
 	var k string
@@ -146,9 +170,9 @@ func (c *Cache) Authorize(ctx context.Context, in *Input) (bool, error) {
 	c.keys.Put(kb)
 
 	if !ok {
-		allow, err := c.inner.Authorize(ctx, in)
-		c.record(span, allow, err, false)
-		return allow, err
+		d, err := c.ask(ctx, in)
+		c.record(span, d.allow, err, false)
+		return d.allow, d.limits, err
 	}
 
 	// The shared call must not end because the first caller went away,
@@ -158,19 +182,19 @@ func (c *Cache) Authorize(ctx context.Context, in *Input) (bool, error) {
 	called := false
 	ch := c.group.DoChan(k, func() (any, error) {
 		if c.ttl > 0 {
-			if allow, hit := c.lookup([]byte(k)); hit {
-				return allow, nil
+			if d, hit := c.lookup([]byte(k)); hit {
+				return d, nil
 			}
 		}
 		called = true
-		allow, err := c.inner.Authorize(shared, &cp)
+		d, err := c.ask(shared, &cp)
 		if err != nil {
-			return false, err
+			return decided{}, err
 		}
 		if c.ttl > 0 {
-			c.store(k, allow)
+			c.store(k, d)
 		}
-		return allow, nil
+		return d, nil
 	})
 	if c.joined != nil {
 		c.joined()
@@ -179,14 +203,14 @@ func (c *Cache) Authorize(ctx context.Context, in *Input) (bool, error) {
 	case <-ctx.Done():
 		err := ctx.Err()
 		c.record(span, false, err, false)
-		return false, err
+		return false, nil, err
 	case r := <-ch:
-		allow, _ := r.Val.(bool)
+		d, _ := r.Val.(decided)
 		if r.Err != nil {
-			allow = false
+			d = decided{}
 		}
-		c.record(span, allow, r.Err, !called)
-		return allow, r.Err
+		c.record(span, d.allow, r.Err, !called)
+		return d.allow, d.limits, r.Err
 	}
 }
 
@@ -227,32 +251,33 @@ func (c *Cache) record(span trace.Span, allow bool, err error, cached bool) {
 	}
 }
 
-func (c *Cache) lookup(key []byte) (allow, hit bool) {
+func (c *Cache) lookup(key []byte) (d decided, hit bool) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.entries[string(key)]
 	if e == nil {
-		return false, false
+		return decided{}, false
 	}
 	if !now.Before(e.expires) {
 		c.remove(e)
-		return false, false
+		return decided{}, false
 	}
 	c.moveToFront(e)
-	return e.allow, true
+	return decided{e.allow, e.limits}, true
 }
 
-func (c *Cache) store(key string, allow bool) {
+func (c *Cache) store(key string, d decided) {
+	allow := d.allow
 	expires := c.now().Add(c.ttl)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.entries[key]; e != nil {
-		e.allow, e.expires = allow, expires
+		e.allow, e.limits, e.expires = allow, d.limits, expires
 		c.moveToFront(e)
 		return
 	}
-	e := &entry{key: key, allow: allow, expires: expires}
+	e := &entry{key: key, allow: allow, limits: d.limits, expires: expires}
 	c.entries[key] = e
 	c.pushFront(e)
 	for len(c.entries) > c.max {

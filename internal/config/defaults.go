@@ -125,6 +125,7 @@ func (b *Bucket) applyDefaults(d defaulter, p string) {
 	d.int(&u.ConcurrentParts, p+".upload.concurrent_parts", DefaultConcurrentParts)
 	d.size(&u.MaxMemoryBuffer, p+".upload.max_memory_buffer", DefaultMaxMemoryBuffer)
 	d.size(&u.MinPartSize, p+".upload.min_part_size", DefaultMinPartSize)
+	b.applyLimitsDefaults(d, p)
 
 	if c := b.CORS; c != nil {
 		if len(c.AllowedMethods) == 0 {

@@ -35,6 +35,9 @@ func (c *Config) Summary() string {
 		}
 		w("      limits: max object %s; PUTs over %s split into %s parts, %d at a time; content types: %s",
 			u.MaxObjectSize, u.MultipartThreshold, u.PartSize, u.ConcurrentParts, types)
+		if l := bk.Limits.summary(); l != "" {
+			w("      fair use: %s", l)
+		}
 		if len(bk.Events) > 0 {
 			w("      events: %s", bk.eventsSummary())
 		}

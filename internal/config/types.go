@@ -114,6 +114,8 @@ type Bucket struct {
 	Events []EventSink `yaml:"events"`
 	// Cleanup aborts incomplete multipart uploads; see cleanup.go.
 	Cleanup *Cleanup `yaml:"cleanup"`
+	// Limits are fair-use limits per subject and per bucket (limits.go).
+	Limits Limits `yaml:"limits"`
 }
 
 // CORS is the cross-origin policy of a bucket, as S3's bucket CORS rules.

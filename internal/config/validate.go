@@ -157,6 +157,7 @@ func (k *checker) buckets() {
 		k.upload(b, p)
 		k.cors(b.CORS, p+".cors")
 		k.bucketEvents(b, p)
+		k.limits(b, p)
 	}
 	k.storageOverlaps()
 }

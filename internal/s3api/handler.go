@@ -20,6 +20,7 @@ import (
 	"github.com/mizuchi-uploadr/mizuchi/internal/authz"
 	"github.com/mizuchi-uploadr/mizuchi/internal/backend"
 	"github.com/mizuchi-uploadr/mizuchi/internal/config"
+	"github.com/mizuchi-uploadr/mizuchi/internal/limits"
 	"github.com/mizuchi-uploadr/mizuchi/internal/s3api/s3err"
 	"github.com/mizuchi-uploadr/mizuchi/internal/telemetry"
 )
@@ -45,6 +46,8 @@ type Bucket struct {
 	Region string
 	// CORS is the bucket's cross-origin policy; nil refuses preflights.
 	CORS *config.CORS
+	// Limits are the bucket's fair-use limits; nil: none (fairuse.go).
+	Limits *limits.Bucket
 
 	segments []string
 }
@@ -244,7 +247,7 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) (err error) {
 	// Routed from the path as sent, like the signature (never r.URL).
 	path := auth.RequestPath(r)
 	b, rawKey, ok := h.router.Match(path)
@@ -324,6 +327,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, s *Scope) error 
 	if err := h.admitEvent(w, s); err != nil {
 		return err
 	}
+	if err := h.admitFairUse(ctx, r, s, b, req); err != nil {
+		return err
+	}
+	defer func() { s.ticket.Done(err == nil) }()
 	if err := claimWrite(ctx, p, req.Op); err != nil {
 		return err
 	}
@@ -408,7 +415,7 @@ func (h *Handler) authorize(ctx context.Context, r *http.Request, s *Scope, b *B
 			AuthMethod:    string(s.Principal.Method),
 		},
 	}
-	allowed, err := b.Authz.Authorize(ctx, in)
+	allowed, err := h.decide(ctx, s, b, in)
 	if err != nil {
 		return s3err.ErrServiceUnavailable.WithMessage("The authorization service is unavailable.").WithCause(err)
 	}
@@ -451,7 +458,7 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, s *Scope) er
 // timeout of server.body_idle_timeout_seconds.
 func (h *Handler) newBody(w http.ResponseWriter, r *http.Request) *body {
 	rc := http.NewResponseController(w)
-	return newBody(r.Body, r.ContentLength).withIdleTimeout(h.bodyIdle, rc.SetReadDeadline)
+	return newBody(limitedBody(r), r.ContentLength).withIdleTimeout(h.bodyIdle, rc.SetReadDeadline)
 }
 
 // idleReader moves the connection's read deadline before every Read, so

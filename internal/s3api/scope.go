@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/mizuchi-uploadr/mizuchi/internal/auth"
+	"github.com/mizuchi-uploadr/mizuchi/internal/limits"
 )
 
 // Scope is the request-scoped data of one S3 request, kept in the request
@@ -23,6 +24,10 @@ type Scope struct {
 
 	// backendUploadID is the backend's id inside Request.UploadID.
 	backendUploadID string
+	// ticket is the admission by the bucket's limits; limitOverride the
+	// per-subject limits the policy engine set (fairuse.go).
+	ticket        *limits.Ticket
+	limitOverride *limits.Set
 }
 
 type scopeKey struct{}

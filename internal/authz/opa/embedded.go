@@ -2,6 +2,7 @@ package opa
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -62,22 +63,44 @@ func NewEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error) {
 }
 
 // Authorize evaluates the query. Only a single, binding-free result of
-// true allows; undefined is a deny; an evaluation error is an error.
+// true (or an object whose allow is true) allows; undefined is a deny; an
+// evaluation error is an error.
 func (e *Embedded) Authorize(ctx context.Context, in *authz.Input) (bool, error) {
+	allow, _, err := e.AuthorizeLimits(ctx, in)
+	return allow, err
+}
+
+// AuthorizeLimits evaluates the query; a result {"allow": true,
+// "limits": {…}} allows with limits (authz.ParseDecision).
+func (e *Embedded) AuthorizeLimits(ctx context.Context, in *authz.Input) (bool, *authz.Limits, error) {
 	if in == nil {
-		return false, authz.ErrNoInput
+		return false, nil, authz.ErrNoInput
 	}
 	input, err := ast.InterfaceToValue(inputDocument(in))
 	if err != nil {
-		return false, fmt.Errorf("opa: convert input: %w", err)
+		return false, nil, fmt.Errorf("opa: convert input: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
 	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input))
 	if err != nil {
-		return false, fmt.Errorf("opa: evaluate policy: %w", err)
+		return false, nil, fmt.Errorf("opa: evaluate policy: %w", err)
 	}
-	return rs.Allowed(), nil
+	if rs.Allowed() {
+		return true, nil, nil
+	}
+	if len(rs) != 1 || len(rs[0].Bindings) != 0 || len(rs[0].Expressions) != 1 {
+		return false, nil, nil
+	}
+	if _, isObject := rs[0].Expressions[0].Value.(map[string]any); !isObject {
+		return false, nil, nil
+	}
+	raw, err := json.Marshal(rs[0].Expressions[0].Value)
+	if err != nil {
+		return false, nil, nil
+	}
+	allow, limits := authz.ParseDecision(raw)
+	return allow, limits, nil
 }
 
 // inputDocument is the input as the generic values OPA converts without a

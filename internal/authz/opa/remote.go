@@ -107,41 +107,50 @@ type remoteResponse struct {
 	Result json.RawMessage `json:"result"`
 }
 
-// Authorize asks the server. Only a result of exactly true allows.
+// Authorize asks the server. Only a result of exactly true, or an object
+// whose allow is true, allows.
 func (r *Remote) Authorize(ctx context.Context, in *authz.Input) (bool, error) {
+	allow, _, err := r.AuthorizeLimits(ctx, in)
+	return allow, err
+}
+
+// AuthorizeLimits asks the server; a result {"allow": true, "limits":
+// {…}} allows with limits (authz.ParseDecision).
+func (r *Remote) AuthorizeLimits(ctx context.Context, in *authz.Input) (bool, *authz.Limits, error) {
 	if in == nil {
-		return false, authz.ErrNoInput
+		return false, nil, authz.ErrNoInput
 	}
 	body, err := json.Marshal(remoteRequest{Input: in})
 	if err != nil {
-		return false, fmt.Errorf("opa: encode input: %w", err)
+		return false, nil, fmt.Errorf("opa: encode input: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.endpoint, bytes.NewReader(body))
 	if err != nil {
-		return false, fmt.Errorf("opa: %w", err)
+		return false, nil, fmt.Errorf("opa: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	r.propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return false, fmt.Errorf("opa: decision request: %w", err)
+		return false, nil, fmt.Errorf("opa: decision request: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// Drain a little so the connection can be reused.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return false, fmt.Errorf("opa: decision request: HTTP status %d", resp.StatusCode)
+		return false, nil, fmt.Errorf("opa: decision request: HTTP status %d", resp.StatusCode)
 	}
 	var out remoteResponse
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBytes)).Decode(&out); err != nil {
-		return false, fmt.Errorf("opa: decode decision: %w", err)
+		return false, nil, fmt.Errorf("opa: decode decision: %w", err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	// Missing (undefined), null, non-boolean or false: deny.
-	return bytes.Equal(bytes.TrimSpace(out.Result), []byte("true")), nil
+	// Missing (undefined), null, false or another type: deny.
+	allow, limits := authz.ParseDecision(out.Result)
+	return allow, limits, nil
 }
 
-var _ authz.Authorizer = (*Remote)(nil)
+var _ authz.LimitingAuthorizer = (*Remote)(nil)
