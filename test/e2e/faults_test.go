@@ -186,11 +186,26 @@ func fltAssertClean(t *testing.T, gw *versitygw.Server, key string) {
 }
 
 // fltParts lists the parts the store holds for an upload.
-func fltParts(t *testing.T, gw *versitygw.Server, key, uploadID string) []types.Part {
+// The id a client holds is sealed by Mizuchi: the store's own id is that
+// of the one upload open for key.
+func fltParts(t *testing.T, gw *versitygw.Server, key, _ string) []types.Part {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := gw.Client().ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(fltStore), Key: aws.String(key), UploadId: aws.String(uploadID)})
+	ups, err := gw.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(fltStore), Prefix: aws.String(key)})
+	if err != nil {
+		t.Fatalf("list uploads on the store: %v", err)
+	}
+	var ids []string
+	for _, u := range ups.Uploads {
+		if aws.ToString(u.Key) == key {
+			ids = append(ids, aws.ToString(u.UploadId))
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("%d uploads open on the store for %s, want 1", len(ids), key)
+	}
+	out, err := gw.Client().ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(fltStore), Key: aws.String(key), UploadId: aws.String(ids[0])})
 	if err != nil {
 		t.Fatalf("list parts on the store: %v", err)
 	}

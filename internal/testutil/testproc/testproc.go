@@ -18,15 +18,28 @@ import (
 	"time"
 )
 
-// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago.
+// handedOut are the ports FreePort returned in this test process: the
+// kernel may offer a port again as soon as its probe listener closed, so
+// two servers started together could otherwise be given the same one.
+var handedOut sync.Map
+
+// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago and
+// that it never returned before in this process.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if _, taken := handedOut.LoadOrStore(port, true); !taken {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("free port: every port offered was handed out before")
+	return 0
 }
 
 // LookPath finds a tool or fails the test with the install hint.
