@@ -104,11 +104,8 @@ func accessKey(r *http.Request) string {
 
 // limitedBody is the body a backend reads: shaped to the bandwidth limits
 // of the request's ticket, if any.
-func limitedBody(r *http.Request) io.Reader {
-	if s := ScopeFrom(r.Context()); s != nil && s.ticket != nil {
-		return s.ticket.Body(r.Context(), r.Body)
-	}
-	return r.Body
+func limitedBody(s *Scope, r *http.Request) io.Reader {
+	return s.ticket.Body(r.Context(), r.Body)
 }
 
 // decide asks the bucket's policy engine; an allow that carries limits

@@ -434,7 +434,7 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, s *Scope) er
 	if err != nil {
 		return err
 	}
-	bd := h.newBody(w, r)
+	bd := h.newBody(w, r, s)
 	start := time.Now()
 	out, err := s.Bucket.Backend.PutObject(r.Context(), &backend.PutObjectInput{
 		Key: s.Key, Body: bd, Size: r.ContentLength, Metadata: meta, Integrity: integ,
@@ -456,9 +456,9 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, s *Scope) er
 
 // newBody wraps the request body for a backend call, with the idle
 // timeout of server.body_idle_timeout_seconds.
-func (h *Handler) newBody(w http.ResponseWriter, r *http.Request) *body {
+func (h *Handler) newBody(w http.ResponseWriter, r *http.Request, s *Scope) *body {
 	rc := http.NewResponseController(w)
-	return newBody(limitedBody(r), r.ContentLength).withIdleTimeout(h.bodyIdle, rc.SetReadDeadline)
+	return newBody(limitedBody(s, r), r.ContentLength).withIdleTimeout(h.bodyIdle, rc.SetReadDeadline)
 }
 
 // idleReader moves the connection's read deadline before every Read, so
@@ -532,7 +532,7 @@ func (h *Handler) uploadPart(w http.ResponseWriter, r *http.Request, s *Scope) e
 	if err != nil {
 		return err
 	}
-	bd := h.newBody(w, r)
+	bd := h.newBody(w, r, s)
 	start := time.Now()
 	out, err := s.Bucket.Backend.UploadPart(r.Context(), &backend.UploadPartInput{
 		Key: s.Key, UploadID: s.backendUploadID, PartNumber: s.Request.PartNumber,

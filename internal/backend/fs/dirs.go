@@ -189,8 +189,12 @@ func relTo(base, p string) string {
 	return strings.TrimPrefix(p, base+"/")
 }
 
-func syncRoot(r *os.Root) error {
-	d, err := r.Open(".")
+// syncRoot makes the entries of the directory r durable.
+func syncRoot(r *os.Root) error { return syncIn(r, ".") }
+
+// syncIn makes the entries of the directory name (in r) durable.
+func syncIn(r *os.Root, name string) error {
+	d, err := r.Open(name)
 	if err != nil {
 		return err
 	}

@@ -241,17 +241,7 @@ type conflictError struct {
 func (e *conflictError) Error() string { return e.err.Error() }
 func (e *conflictError) Unwrap() error { return e.err }
 
-func (s *Store) syncDir(dir string) error {
-	d, err := s.root.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func (s *Store) syncDir(dir string) error { return syncIn(s.root, dir) }
 
 // randomName returns 26 characters of base32 from crypto/rand.
 func randomName() string { return rand.Text() }
